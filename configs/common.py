@@ -1,0 +1,86 @@
+"""Every field of an electra_jax config, with its default and meaning.
+
+Preset files (tiny.py, small.py, base.py, large.py) call `get_config()` and change the fields that the
+paper's Table 6 changes. Any field can be overridden on the command line, e.g. `--config.train.steps=50`.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+
+  # --- model: sizes of the discriminator; the generator is derived from them. ---
+  config.model = ml_collections.ConfigDict()
+  config.model.vocab_size = 30522  # Rows of the token embedding table; must cover every token id.
+  config.model.embedding_size = 768  # Width of the shared embeddings; projected when != hidden_size.
+  config.model.hidden_size = 768  # Discriminator width.
+  config.model.num_layers = 12  # Discriminator depth.
+  config.model.num_heads = 12  # Discriminator attention heads; hidden_size / 64 in the paper.
+  config.model.intermediate_size = 3072  # Discriminator FFN width; 4 x hidden_size in the paper.
+  config.model.max_position_embeddings = 512  # Longest sequence the position table covers.
+  config.model.type_vocab_size = 2  # Number of segment ids ([CLS] A [SEP] B [SEP] uses 0 and 1).
+  config.model.dropout_rate = 0.1  # Dropout on embeddings and every residual branch.
+  config.model.attention_dropout_rate = 0.1  # Dropout on attention probabilities.
+  config.model.initializer_range = 0.02  # Stddev of the truncated-normal weight init.
+  config.model.layer_norm_eps = 1e-12  # LayerNorm epsilon (BERT's and Hugging Face's value).
+  # Generator width as a fraction of hidden_size; heads = max(1, width / 64), FFN = 4 x width.
+  config.model.generator_fraction = 1 / 3
+  config.model.generator_hidden_size = 0  # Absolute generator width; 0 = use generator_fraction.
+  config.model.generator_num_layers = 0  # Generator depth; 0 = same as num_layers.
+  # 'shared': generator and discriminator use one embedding block (the paper's choice);
+  # 'untied': each has its own.
+  config.model.embedding_sharing = 'shared'
+
+  # --- objective: replaced token detection (electra_jax/rtd.py). ---
+  config.objective = ml_collections.ConfigDict()
+  config.objective.mask_prob = 0.15  # Fraction of real tokens chosen for the generator to predict.
+  config.objective.max_predictions = 0  # Cap per sequence; 0 = int((mask_prob + 0.005) * max_seq_length).
+  config.objective.mask_token_fraction = 0.85  # Chosen positions shown as [MASK]; the rest keep their token.
+  config.objective.gen_weight = 1.0  # Weight of the generator's masked-LM loss.
+  config.objective.disc_weight = 50.0  # Weight of the discriminator's replaced-token loss.
+  config.objective.temperature = 1.0  # Sampling temperature of the generator's softmax.
+  config.objective.disallow_correct = False  # Forbid sampling the original token.
+
+  # --- data ---
+  config.data = ml_collections.ConfigDict()
+  config.data.source = 'synthetic'  # Where batches come from; 'synthetic' = a learnable bigram corpus.
+  config.data.max_seq_length = 512  # Tokens per example, [CLS] and [SEP]s included.
+  config.data.pad_id = 0  # Token ids of the special pieces, as the tokenizer assigns them.
+  config.data.cls_id = 2
+  config.data.sep_id = 3
+  config.data.mask_id = 4
+
+  # --- train ---
+  config.train = ml_collections.ConfigDict()
+  config.train.steps = 766_000  # Optimizer updates in the whole run.
+  config.train.batch_size = 256  # Global batch, in sequences, over all devices and hosts.
+  config.train.learning_rate = 2e-4  # Peak learning rate, reached after warmup.
+  config.train.warmup_steps = 10_000  # Linear warmup from 0; then linear decay to 0 at `steps`.
+  config.train.adam_b1 = 0.9
+  config.train.adam_b2 = 0.999
+  config.train.adam_eps = 1e-6
+  config.train.weight_decay = 0.01  # Decoupled; not applied to LayerNorm parameters or biases.
+  config.train.max_grad_norm = 1.0  # Global-norm gradient clipping before Adam.
+  # Reproduce the original optimizer: Adam without bias correction, and the linear decay running
+  # from step 0 multiplied by the warmup ramp.
+  config.train.original_optimizer = False
+  config.train.seed = 0  # Seeds initialisation, masking, sampling, dropout and data order.
+  config.train.log_every = 100  # Steps between console, metrics.jsonl and TensorBoard records.
+  config.train.checkpoint_every = 5_000  # Steps between checkpoints (a final one is always written).
+  config.train.keep_checkpoints = 3  # Most recent checkpoints kept on disk.
+
+  # --- mesh: how devices are laid out; one axis may be -1 (= all remaining devices). ---
+  config.mesh = ml_collections.ConfigDict()
+  config.mesh.data = -1  # Pure data parallelism: parameters replicated.
+  config.mesh.fsdp = 1  # Data parallelism with parameters and optimizer state sharded.
+  config.mesh.tensor = 1  # Heads, FFN and vocabulary split across devices.
+  # Logical array axes (named in electra_jax/model.py) -> mesh axes. Unlisted axes are replicated.
+  config.mesh.rules = (
+      ('batch', ('data', 'fsdp')),
+      ('vocab', 'tensor'),
+      ('embed', 'fsdp'),
+      ('heads', 'tensor'),
+      ('mlp', 'tensor'),
+  )
+  return config

@@ -1,0 +1,23 @@
+"""A few-minute CPU model for smoke tests and first runs: it learns visibly in about a minute on 2 cores."""
+
+from configs import common
+
+
+def get_config():
+  config = common.get_config()
+  config.model.vocab_size = 1024
+  config.model.embedding_size = 128
+  config.model.hidden_size = 128
+  config.model.num_layers = 2
+  config.model.num_heads = 2
+  config.model.intermediate_size = 512
+  config.model.max_position_embeddings = 128
+  config.model.generator_fraction = 1 / 2
+  config.data.max_seq_length = 128
+  config.train.steps = 300
+  config.train.batch_size = 32
+  config.train.learning_rate = 3e-3
+  config.train.warmup_steps = 30
+  config.train.log_every = 20
+  config.train.checkpoint_every = 100
+  return config

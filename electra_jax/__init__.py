@@ -1,0 +1,1 @@
+"""electra_jax: ELECTRA pre-training (replaced token detection) in JAX/Flax."""

@@ -1,0 +1,67 @@
+"""AdamW with warmup + linear decay and global-norm clipping, as ELECTRA pre-trains.
+
+`config.train.original_optimizer=True` reproduces google-research/electra's optimizer: Adam without bias
+correction, and a learning rate that decays linearly from step 0 and is multiplied by the warmup ramp.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+
+def learning_rate_schedule(train: ml_collections.ConfigDict) -> optax.Schedule:
+  peak, warmup, total = train.learning_rate, train.warmup_steps, train.steps
+  if train.original_optimizer:
+    decay = optax.linear_schedule(peak, 0.0, total)
+    if not warmup:
+      return decay
+    return lambda step: decay(step) * jnp.minimum(1.0, step / warmup)
+  # A run shorter than its warmup (a smoke test of a preset) only ever sees the ramp.
+  decay_steps = max(total - warmup, 1)
+  return optax.join_schedules(
+      [optax.linear_schedule(0.0, peak, warmup), optax.linear_schedule(peak, 0.0, decay_steps)],
+      boundaries=[warmup])
+
+
+def decay_mask(params):
+  """Weight decay on matrices and embedding tables; never on LayerNorm parameters or biases."""
+  return jax.tree_util.tree_map_with_path(
+      lambda path, _: path[-1].key in ('kernel', 'embedding'), params)
+
+
+class _AdamState(NamedTuple):
+  mu: optax.Updates
+  nu: optax.Updates
+
+
+def _scale_by_adam_without_bias_correction(b1: float, b2: float, eps: float):
+  """The original's AdamWeightDecayOptimizer update m / (sqrt(v) + eps); optax's Adam always debiases."""
+
+  def init(params):
+    zeros = lambda: jax.tree.map(jnp.zeros_like, params)
+    return _AdamState(mu=zeros(), nu=zeros())
+
+  def update(updates, state, params=None):
+    del params
+    mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, updates)
+    nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, updates)
+    updates = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu, nu)
+    return updates, _AdamState(mu=mu, nu=nu)
+
+  return optax.GradientTransformation(init, update)
+
+
+def create(train: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  schedule = learning_rate_schedule(train)
+  scale_by_adam = (_scale_by_adam_without_bias_correction if train.original_optimizer
+                   else optax.scale_by_adam)
+  tx = optax.chain(
+      optax.clip_by_global_norm(train.max_grad_norm),
+      scale_by_adam(train.adam_b1, train.adam_b2, train.adam_eps),
+      optax.add_decayed_weights(train.weight_decay, mask=decay_mask),
+      optax.scale_by_learning_rate(schedule),
+  )
+  return tx, schedule

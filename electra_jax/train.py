@@ -1,0 +1,92 @@
+"""The pre-training loop, top to bottom: validate, build, restore or init, step, log, checkpoint."""
+
+import os
+import time
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+
+from electra_jax import checkpoint, data, sharding, step, validation
+from electra_jax.errors import UserError
+from electra_jax.metric_writer import MetricWriter
+
+
+def _log_setup(config, mesh, training: step.Training) -> None:
+  counts = {name: sum(int(np.prod(p.shape)) for p in jax.tree.leaves(tree))
+            for name, tree in training.abstract_state.params.items() if tree}
+  logging.info('devices: %d x %s on %d process(es); mesh %s', jax.device_count(),
+               jax.devices()[0].device_kind, jax.process_count(), dict(mesh.shape))
+  logging.info('parameters: %s', ', '.join(f'{name} {n / 1e6:.2f}M' for name, n in counts.items()))
+  logging.info('global batch %d x %d tokens, %d steps', config.train.batch_size,
+               config.data.max_seq_length, config.train.steps)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.TrainState:
+  """Trains until config.train.steps, resuming from the newest checkpoint in workdir if there is one."""
+  validation.validate(config, jax.device_count(), jax.process_count())
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f'--workdir={workdir} exists and is not a directory')
+  os.makedirs(workdir, exist_ok=True)
+
+  mesh = sharding.make_mesh(config.mesh)
+  training = step.build(config, mesh)
+  _log_setup(config, mesh, training)
+  source = data.create_source(config, jax.process_index(), jax.process_count())
+  checkpoints = checkpoint.Checkpoints(os.path.join(workdir, 'checkpoints'),
+                                       every=config.train.checkpoint_every,
+                                       keep=config.train.keep_checkpoints)
+  init_rng, step_rng = jax.random.split(jax.random.key(config.train.seed))
+
+  restored = checkpoints.restore_latest(training.abstract_state)
+  if restored is None:
+    state = training.init(init_rng)
+  else:
+    state, data_state = restored
+    source.set_state(data_state)
+    logging.info('resumed from %s at step %d', checkpoints.directory, int(state.step))
+
+  total = config.train.steps
+  first = int(state.step)
+  writer = MetricWriter(workdir, first_step=first, total_steps=total)
+  tokens_per_step = config.train.batch_size * config.data.max_seq_length
+  interval: list[dict] = []
+  timer = {'time': time.perf_counter(), 'step': first}
+
+  def record(done: int, metrics) -> None:
+    """Reads one step's metrics (waiting for that step) and logs the interval's mean when due."""
+    interval.append(jax.device_get(metrics))
+    now = time.perf_counter()
+    if done == first + 1:
+      logging.info('first step (compilation included) took %.1fs', now - timer['time'])
+    if done % config.train.log_every and done != total:
+      if done == first + 1:  # Time later intervals without the compilation.
+        timer.update(time=now, step=done)
+      return
+    seconds_per_step = (now - timer['time']) / (done - timer['step'])
+    means = {name: float(np.mean([m[name] for m in interval])) for name in interval[0]}
+    means['tokens_per_sec'] = tokens_per_step / seconds_per_step
+    writer.write(done, means, seconds_per_step=seconds_per_step)
+    interval.clear()
+    timer.update(time=now, step=done)
+
+  # Step n's metrics are read after step n+1 is dispatched: the host never waits on an idle device,
+  # and at most two steps are in flight.
+  pending = None
+  for step_index in range(first, total):
+    batch = data.to_global(next(source), training.batch_sharding)
+    state, metrics = training.train_step(state, batch, step_rng)
+    if pending is not None:
+      record(*pending)
+    pending = (step_index + 1, metrics)
+    checkpoints.save(step_index + 1, state, source.get_state())
+  if pending is not None:
+    record(*pending)
+
+  if checkpoints.latest_step() != int(state.step):
+    checkpoints.save(int(state.step), state, source.get_state(), force=True)
+  checkpoints.close()
+  writer.close()
+  logging.info('done: step %d; checkpoints in %s', int(state.step), checkpoints.directory)
+  return state

@@ -1,0 +1,70 @@
+"""Rejects impossible configs before anything is compiled, with one line that says what to change."""
+
+import math
+
+import ml_collections
+
+from electra_jax import model, rtd, sharding
+from electra_jax.errors import UserError
+
+
+def _require(condition: bool, message: str) -> None:
+  if not condition:
+    raise UserError(message)
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int, process_count: int = 1) -> None:
+  m, data, objective, train = config.model, config.data, config.objective, config.train
+
+  _require(m.embedding_sharing in model.EMBEDDING_SHARING,
+           f'config.model.embedding_sharing={m.embedding_sharing!r} is unknown; use one of '
+           f'{", ".join(model.EMBEDDING_SHARING)}')
+  _require(m.hidden_size % m.num_heads == 0,
+           f'config.model.hidden_size={m.hidden_size} is not divisible by num_heads={m.num_heads}')
+  gen_hidden, gen_heads, _, _ = model.generator_sizes(m)
+  _require(gen_hidden > 0 and gen_hidden % gen_heads == 0,
+           f'the generator width {gen_hidden} (from generator_fraction/generator_hidden_size) must be '
+           f'positive and divisible by its {gen_heads} heads (width // 64)')
+  _require(3 <= data.max_seq_length <= m.max_position_embeddings,
+           f'config.data.max_seq_length={data.max_seq_length} must be between 3 and '
+           f'config.model.max_position_embeddings={m.max_position_embeddings}')
+  special = {'pad_id': data.pad_id, 'cls_id': data.cls_id, 'sep_id': data.sep_id,
+             'mask_id': data.mask_id}
+  for name, token_id in special.items():
+    _require(0 <= token_id < m.vocab_size,
+             f'config.data.{name}={token_id} is outside the vocabulary (vocab_size={m.vocab_size})')
+  _require(len(set(special.values())) == len(special),
+           f'the special token ids must differ, got {special}')
+
+  _require(0 < objective.mask_prob <= 1, f'config.objective.mask_prob={objective.mask_prob} must be '
+           'in (0, 1]')
+  _require(0 <= objective.mask_token_fraction <= 1,
+           f'config.objective.mask_token_fraction={objective.mask_token_fraction} must be in [0, 1]')
+  _require(objective.temperature > 0,
+           f'config.objective.temperature={objective.temperature} must be positive')
+  _require(1 <= rtd.max_predictions(config) <= data.max_seq_length,
+           f'{rtd.max_predictions(config)} predictions per sequence (config.objective.max_predictions '
+           f'or mask_prob) must be between 1 and max_seq_length={data.max_seq_length}')
+
+  for name in ('steps', 'batch_size', 'log_every', 'checkpoint_every', 'keep_checkpoints'):
+    _require(train[name] > 0, f'config.train.{name}={train[name]} must be positive')
+  _require(train.warmup_steps >= 0,
+           f'config.train.warmup_steps={train.warmup_steps} must not be negative')
+  _require(train.learning_rate > 0, f'config.train.learning_rate={train.learning_rate} must be '
+           'positive')
+
+  shape = dict(zip(sharding.MESH_AXES, sharding.mesh_shape(config.mesh, num_devices)))
+  unknown = {axis for _, axes in config.mesh.rules
+             for axis in ((axes,) if isinstance(axes, str) else axes or ()) if axis not in shape}
+  _require(not unknown, f'config.mesh.rules name unknown mesh axes {sorted(unknown)}; the mesh axes '
+           f'are {", ".join(sharding.MESH_AXES)}')
+  _require('batch' in dict(config.mesh.rules), "config.mesh.rules must map the logical axis 'batch'")
+  batch_axes = dict(config.mesh.rules)['batch']
+  batch_axes = (batch_axes,) if isinstance(batch_axes, str) else batch_axes
+  data_parallel = math.prod(shape[axis] for axis in batch_axes)
+  _require(train.batch_size % data_parallel == 0,
+           f'config.train.batch_size={train.batch_size} is not divisible by the {data_parallel} '
+           f'data-parallel devices (mesh {shape}); use a multiple of {data_parallel}')
+  _require(train.batch_size % process_count == 0,
+           f'config.train.batch_size={train.batch_size} is not divisible by the {process_count} '
+           'processes')

@@ -1,0 +1,54 @@
+import numpy as np
+
+from electra_jax import data
+from electra_jax.data.synthetic import SyntheticSource
+
+PAD, CLS, SEP = 0, 2, 3
+
+
+def _source(**kwargs):
+  args = dict(vocab_size=64, max_seq_length=24, global_batch_size=8, seed=3, pad_id=PAD,
+              cls_id=CLS, sep_id=SEP)
+  return SyntheticSource(**{**args, **kwargs})
+
+
+def test_examples_have_the_electra_layout():
+  batch = _source(global_batch_size=64).batch(0)
+  for ids, segments, mask in zip(batch['input_ids'], batch['segment_ids'], batch['input_mask']):
+    n = mask.sum()
+    assert (mask[:n] == 1).all() and (mask[n:] == 0).all()
+    assert ids[0] == CLS and ids[n - 1] == SEP and (ids[n:] == PAD).all()
+    seps = np.nonzero(ids[:n] == SEP)[0]
+    assert len(seps) == 2 or (len(seps) == 1 and n == 3)
+    assert (segments[:seps[0] + 1] == 0).all() and (segments[seps[0] + 1:n] == 1).all()
+    assert (segments[n:] == 0).all()
+  assert batch['input_ids'].dtype == np.int32
+
+
+def test_batches_are_deterministic_and_the_state_resumes():
+  source = _source()
+  first, second = next(source), next(source)
+  state = source.get_state()
+  third = next(source)
+  resumed = _source()
+  resumed.set_state(state)
+  np.testing.assert_array_equal(next(resumed)['input_ids'], third['input_ids'])
+  assert not np.array_equal(first['input_ids'], second['input_ids'])
+  np.testing.assert_array_equal(_source().batch(1)['input_ids'], second['input_ids'])
+
+
+def test_processes_split_the_global_batch():
+  whole = _source().batch(5)
+  halves = [_source(process_index=i, process_count=2).batch(5) for i in range(2)]
+  for key in whole:
+    np.testing.assert_array_equal(np.concatenate([h[key] for h in halves]), whole[key])
+
+
+def test_create_source_rejects_unknown_sources(config):
+  config.data.source = 'text:/nowhere/*.txt'
+  try:
+    data.create_source(config)
+  except data.UserError as e:
+    assert "source='text:/nowhere/*.txt' is unknown" in str(e)
+  else:
+    raise AssertionError('expected a UserError')

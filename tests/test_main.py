@@ -1,0 +1,41 @@
+"""The command line, run as a user runs it: a subprocess from the repository root."""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _main(*args, devices=2):
+  env = {**os.environ, 'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
+  return subprocess.run([sys.executable, '-m', 'electra_jax.main', *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_tiny_config_trains_logs_and_resumes(tmp_path):
+  workdir = str(tmp_path / 'tiny')
+  common = ['--config=configs/tiny.py', f'--workdir={workdir}', '--config.train.log_every=2',
+            '--config.train.checkpoint_every=2', '--config.train.batch_size=8']
+  first = _main(*common, '--config.train.steps=4')
+  assert first.returncode == 0, first.stderr
+  assert 'train step 4/4' in first.stderr and 'tok/s' in first.stderr
+  assert 'orbax' not in first.stderr.lower()  # Library chatter stays off the console.
+
+  second = _main(*common, '--config.train.steps=6')
+  assert second.returncode == 0, second.stderr
+  assert 'resumed from' in second.stderr and 'at step 4' in second.stderr
+  with open(os.path.join(workdir, 'metrics.jsonl'), encoding='utf-8') as f:
+    assert [json.loads(line)['step'] for line in f] == [2, 4, 6]
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2', '4', '6']
+
+
+def test_bad_config_is_one_line_without_traceback(tmp_path):
+  result = _main('--config=configs/tiny.py', f'--workdir={tmp_path}/bad',
+                 '--config.model.embedding_sharing=everything')
+  assert result.returncode != 0
+  assert 'Traceback' not in result.stderr
+  errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
+  assert len(errors) == 1 and "embedding_sharing='everything' is unknown" in errors[0]
+  assert not os.path.exists(f'{tmp_path}/bad/checkpoints')

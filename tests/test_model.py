@@ -1,0 +1,119 @@
+import jax
+import jax.numpy as jnp
+from flax import nnx
+import numpy as np
+
+from electra_jax import model, rtd
+from electra_jax.data.synthetic import SyntheticSource
+
+
+def _params_and_graphdef(config):
+  pretrainer = model.ElectraPretrainer(config.model, nnx.Rngs(params=0))
+  graphdef, state = nnx.split(pretrainer, nnx.Param)
+  return graphdef, nnx.to_pure_dict(state)
+
+
+def _batch(config, rows=4):
+  source = SyntheticSource(vocab_size=config.model.vocab_size,
+                           max_seq_length=config.data.max_seq_length, global_batch_size=rows,
+                           seed=0, pad_id=0, cls_id=2, sep_id=3)
+  return {k: jnp.asarray(v) for k, v in next(source).items()}
+
+
+def _paths(tree):
+  return {'.'.join(str(getattr(k, 'key', k)) for k in path)
+          for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def test_parameter_paths_follow_the_hugging_face_layout(config):
+  _, params = _params_and_graphdef(config)
+  paths = _paths(params)
+  for name in [
+      'embeddings.word_embeddings.embedding', 'embeddings.position_embeddings.embedding',
+      'embeddings.token_type_embeddings.embedding', 'embeddings.LayerNorm.scale',
+      'discriminator.electra.embeddings_project.kernel',
+      'discriminator.electra.encoder.layer.0.attention.query.kernel',
+      'discriminator.electra.encoder.layer.0.attention.output.dense.kernel',
+      'discriminator.electra.encoder.layer.0.attention.output.LayerNorm.bias',
+      'discriminator.electra.encoder.layer.0.intermediate.dense.kernel',
+      'discriminator.electra.encoder.layer.0.output.dense.kernel',
+      'discriminator.electra.encoder.layer.0.output.LayerNorm.scale',
+      'discriminator.discriminator_predictions.dense.kernel',
+      'discriminator.discriminator_predictions.dense_prediction.kernel',
+      'generator.generator_predictions.dense.kernel', 'generator.generator_predictions.LayerNorm.scale',
+      'generator.generator_lm_head.bias']:
+    assert name in paths, name
+  assert not any(p.startswith('generator_embeddings') for p in paths)
+  # Kernels are [in, out], the transpose of torch's Linear.weight.
+  assert params['discriminator']['electra']['encoder']['layer'][0]['intermediate']['dense'][
+      'kernel'].shape == (config.model.hidden_size, config.model.intermediate_size)
+
+
+def test_generator_sizes_follow_the_paper(config):
+  config.model.hidden_size, config.model.generator_fraction = 768, 1 / 3
+  assert model.generator_sizes(config.model) == (256, 4, 1024, config.model.num_layers)
+  config.model.hidden_size, config.model.generator_fraction = 256, 1 / 4
+  assert model.generator_sizes(config.model)[:2] == (64, 1)
+  config.model.generator_hidden_size, config.model.generator_num_layers = 96, 3
+  assert model.generator_sizes(config.model) == (96, 1, 384, 3)
+
+
+def _split_losses(config, params, graphdef, batch):
+  """Gradient of each loss alone, with the masking and sampling of one rtd_loss call."""
+
+  def loss(params, weights):
+    config.objective.gen_weight, config.objective.disc_weight = weights
+    value, _ = rtd.rtd_loss(nnx.merge(graphdef, params), batch, jax.random.key(0), config,
+                            deterministic=True)
+    return value
+
+  return jax.grad(loss)(params, (1.0, 0.0)), jax.grad(loss)(params, (0.0, 1.0))
+
+
+def test_shared_embeddings_are_one_array_trained_by_both_losses(config):
+  graphdef, params = _params_and_graphdef(config)
+  pretrainer = nnx.merge(graphdef, params)
+  assert pretrainer.generator_embeddings is None
+  gen_grad, disc_grad = _split_losses(config, params, graphdef, _batch(config))
+  for grads in (gen_grad, disc_grad):
+    assert np.abs(grads['embeddings']['word_embeddings']['embedding']).sum() > 0
+    assert np.abs(grads['embeddings']['LayerNorm']['scale']).sum() > 0
+  # Each loss reaches only its own transformer.
+  assert not np.abs(gen_grad['discriminator']['discriminator_predictions']['dense']['kernel']).any()
+  assert not np.abs(disc_grad['generator']['generator_predictions']['dense']['kernel']).any()
+
+
+def test_untied_embeddings_are_separate(config):
+  config.model.embedding_sharing = 'untied'
+  graphdef, params = _params_and_graphdef(config)
+  gen_grad, disc_grad = _split_losses(config, params, graphdef, _batch(config))
+  assert np.abs(gen_grad['generator_embeddings']['word_embeddings']['embedding']).sum() > 0
+  assert not np.abs(gen_grad['embeddings']['word_embeddings']['embedding']).any()
+  assert not np.abs(disc_grad['generator_embeddings']['word_embeddings']['embedding']).any()
+
+
+def test_padding_does_not_change_real_positions(config):
+  graphdef, params = _params_and_graphdef(config)
+  pretrainer = nnx.merge(graphdef, params)
+  ids = jnp.array([[2, 10, 11, 12, 3, 0, 0, 0]])
+  segments = jnp.zeros_like(ids)
+  mask = (ids != 0).astype(jnp.int32)
+  garbage = ids.at[0, 5:].set(77)
+  out = pretrainer.discriminator_logits(ids, segments, mask, deterministic=True)
+  out_garbage = pretrainer.discriminator_logits(garbage, segments, mask, deterministic=True)
+  np.testing.assert_allclose(out[0, :5], out_garbage[0, :5], atol=1e-6)
+  positions = jnp.array([[1, 2]])
+  gen = pretrainer.generator_logits(ids, segments, mask, positions, deterministic=True)
+  assert gen.shape == (1, 2, config.model.vocab_size) and gen.dtype == jnp.float32
+
+
+def test_dropout_depends_on_the_rng_only_in_training(config):
+  graphdef, params = _params_and_graphdef(config)
+  pretrainer = nnx.merge(graphdef, params)
+  batch = _batch(config)
+  args = (batch['input_ids'], batch['segment_ids'], batch['input_mask'])
+  a = pretrainer.discriminator_logits(*args, deterministic=False, rngs=nnx.Rngs(dropout=0))
+  b = pretrainer.discriminator_logits(*args, deterministic=False, rngs=nnx.Rngs(dropout=1))
+  c = pretrainer.discriminator_logits(*args, deterministic=False, rngs=nnx.Rngs(dropout=0))
+  assert not np.allclose(a, b)
+  np.testing.assert_array_equal(a, c)

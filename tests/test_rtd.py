@@ -1,0 +1,129 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from electra_jax import rtd
+from electra_jax.data.synthetic import SyntheticSource
+
+PAD, CLS, SEP, MASK = 0, 2, 3, 4
+
+
+def _batch(rows=64, length=64, seed=0):
+  source = SyntheticSource(vocab_size=100, max_seq_length=length, global_batch_size=rows, seed=seed,
+                           pad_id=PAD, cls_id=CLS, sep_id=SEP)
+  return {k: jnp.asarray(v) for k, v in next(source).items()}
+
+
+@pytest.mark.parametrize('mask_prob,num_slots', [(0.15, 10), (0.5, 8), (0.15, 64)])
+def test_mask_positions_count_candidates_and_distinctness(mask_prob, num_slots):
+  batch = _batch()
+  ids, mask = np.asarray(batch['input_ids']), np.asarray(batch['input_mask'])
+  assert (mask.sum(1) < ids.shape[1]).any(), 'the batch should contain padding'
+  positions, weights = rtd.mask_positions(
+      jax.random.key(1), batch['input_ids'], batch['input_mask'], special_ids=(PAD, CLS, SEP),
+      mask_prob=mask_prob, num_slots=num_slots)
+  positions, weights = np.asarray(positions), np.asarray(weights)
+  for row in range(ids.shape[0]):
+    candidates = mask[row].astype(bool) & ~np.isin(ids[row], [PAD, CLS, SEP])
+    expected = min(max(1, min(num_slots, int(np.round(mask[row].sum() * mask_prob)))),
+                   candidates.sum())
+    chosen = positions[row][weights[row] > 0]
+    assert len(chosen) == expected
+    assert len(set(chosen.tolist())) == len(chosen), 'positions must be drawn without replacement'
+    assert candidates[chosen].all(), 'never [CLS], [SEP], [PAD] or padding'
+    assert (weights[row][:len(chosen)] == 1).all() and (weights[row][len(chosen):] == 0).all()
+
+
+def test_mask_positions_cover_candidates_uniformly():
+  batch = _batch(rows=1, length=32)
+  hits = np.zeros(32)
+  for seed in range(400):
+    positions, weights = rtd.mask_positions(jax.random.key(seed), batch['input_ids'],
+                                            batch['input_mask'], special_ids=(PAD, CLS, SEP),
+                                            mask_prob=0.15, num_slots=5)
+    np.add.at(hits, np.asarray(positions)[0][np.asarray(weights)[0] > 0], 1)
+  candidates = hits > 0
+  frequencies = hits[candidates] / hits[candidates].sum()
+  assert np.abs(frequencies - 1 / candidates.sum()).max() < 0.35 / candidates.sum()
+
+
+def test_apply_mask_shows_mask_at_the_configured_rate_and_touches_nothing_else():
+  batch = _batch(rows=256)
+  positions, weights = rtd.mask_positions(jax.random.key(0), batch['input_ids'],
+                                          batch['input_mask'], special_ids=(PAD, CLS, SEP),
+                                          mask_prob=0.15, num_slots=10)
+  masked = rtd.apply_mask(jax.random.key(1), batch['input_ids'], positions, weights, mask_id=MASK,
+                          mask_token_fraction=0.85)
+  ids, out = np.asarray(batch['input_ids']), np.asarray(masked.input_ids)
+  chosen = np.zeros_like(ids, bool)
+  rows = np.nonzero(np.asarray(weights) > 0)
+  chosen[rows[0], np.asarray(positions)[rows]] = True
+  assert (out[~chosen] == ids[~chosen]).all()
+  shown = (out[chosen] == MASK).mean()
+  assert 0.82 < shown < 0.88
+  assert (out[chosen][out[chosen] != MASK] == ids[chosen][out[chosen] != MASK]).all()
+  np.testing.assert_array_equal(np.asarray(masked.targets)[rows], ids[rows[0], np.asarray(positions)[rows]])
+
+
+def test_sampling_the_original_token_is_labelled_original():
+  ids = jnp.array([[CLS, 10, 11, 12, SEP, PAD]])
+  positions = jnp.array([[1, 3, 0]])
+  weights = jnp.array([[1.0, 1.0, 0.0]])
+  corrupted, labels = rtd.corrupt(ids, positions, weights, sampled=jnp.array([[10, 40, 77]]))
+  np.testing.assert_array_equal(corrupted, [[CLS, 10, 11, 40, SEP, PAD]])
+  np.testing.assert_array_equal(labels, [[0, 0, 0, 1, 0, 0]])  # Unused slot (weight 0) writes nothing.
+
+
+def test_sample_replacements_disallow_correct_and_temperature():
+  targets = jnp.zeros((500, 1), jnp.int32)
+  logits = jnp.zeros((500, 1, 5)).at[..., 0].set(10.0)
+  sampled = rtd.sample_replacements(jax.random.key(0), logits, targets, temperature=1.0,
+                                    disallow_correct=False)
+  assert (np.asarray(sampled) == 0).mean() > 0.99
+  sampled = rtd.sample_replacements(jax.random.key(0), logits, targets, temperature=1.0,
+                                    disallow_correct=True)
+  assert (np.asarray(sampled) != 0).all()
+  hot = rtd.sample_replacements(jax.random.key(0), logits, targets, temperature=100.0,
+                                disallow_correct=False)
+  assert 0.1 < (np.asarray(hot) == 0).mean() < 0.4
+
+
+def test_sampling_has_no_gradient():
+  grad = jax.grad(lambda l: rtd.sample_replacements(
+      jax.random.key(0), l, jnp.zeros((1, 1), jnp.int32), temperature=1.0,
+      disallow_correct=False).astype(jnp.float32).sum())(jnp.ones((1, 1, 4)))
+  assert not np.asarray(grad).any()
+
+
+def test_losses_match_a_hand_computation():
+  logits = jnp.array([[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [5.0, 5.0, 5.0]]])
+  targets = jnp.array([[0, 2, 1]])
+  weights = jnp.array([[1.0, 1.0, 0.0]])
+  ce0 = -np.log(np.exp(2) / (np.exp(2) + 2))
+  ce1 = -np.log(1 / (np.e + 2))
+  np.testing.assert_allclose(rtd.mlm_loss(logits, targets, weights), (ce0 + ce1) / 2, rtol=1e-6)
+
+  disc_logits = jnp.array([[1.0, -2.0, 0.5, 9.0]])
+  labels = jnp.array([[1.0, 0.0, 0.0, 1.0]])
+  input_mask = jnp.array([[1, 1, 1, 0]])
+  per_token = [np.log1p(np.exp(-1.0)), np.log1p(np.exp(-2.0)), np.log1p(np.exp(0.5))]
+  np.testing.assert_allclose(rtd.disc_loss(disc_logits, labels, input_mask), np.mean(per_token),
+                             rtol=1e-6)
+
+  metrics = rtd.disc_metrics(disc_logits, labels, input_mask)
+  # Predictions on real tokens: replaced, original, replaced; labels: 1, 0, 0.
+  np.testing.assert_allclose(metrics['disc_accuracy'], 2 / 3, rtol=1e-6)
+  np.testing.assert_allclose(metrics['disc_precision'], 1 / 2, rtol=1e-6)
+  np.testing.assert_allclose(metrics['disc_recall'], 1.0, rtol=1e-6)
+  np.testing.assert_allclose(metrics['replaced_fraction'], 1 / 3, rtol=1e-6)
+
+
+def test_max_predictions_matches_the_original(config):
+  config.objective.mask_prob = 0.15
+  # int(0.155 * 512) = 79; ELECTRA_REFERENCE.md's "77" is round(0.15 * 512), not its own formula.
+  for length, expected in ((128, 19), (512, 79)):
+    config.data.max_seq_length = length
+    assert rtd.max_predictions(config) == expected
+  config.objective.max_predictions = 7
+  assert rtd.max_predictions(config) == 7

@@ -1,0 +1,53 @@
+import jax
+from jax.sharding import PartitionSpec as P
+from flax import nnx
+import pytest
+
+from electra_jax import model, sharding
+from electra_jax.errors import UserError
+
+
+def test_mesh_shape_fills_the_minus_one_axis(config):
+  config.mesh.data, config.mesh.fsdp, config.mesh.tensor = -1, 2, 1
+  assert sharding.mesh_shape(config.mesh, 8) == (4, 2, 1)
+  config.mesh.data, config.mesh.fsdp = 2, 4
+  assert sharding.mesh_shape(config.mesh, 8) == (2, 4, 1)
+  mesh = sharding.make_mesh(config.mesh)
+  assert dict(mesh.shape) == {'data': 2, 'fsdp': 4, 'tensor': 1}
+
+
+@pytest.mark.parametrize('shape,message', [
+    ((-1, -1, 1), 'at most one may be -1'),
+    ((3, -1, 1), 'does not divide'),
+    ((2, 2, 1), 'needs 4 devices'),
+    ((0, 8, 1), 'must be positive'),
+])
+def test_mesh_shape_rejects_impossible_meshes(config, shape, message):
+  config.mesh.data, config.mesh.fsdp, config.mesh.tensor = shape
+  with pytest.raises(UserError, match=message):
+    sharding.mesh_shape(config.mesh, 8)
+
+
+def _abstract_variables(config):
+  abstract = nnx.eval_shape(lambda: model.ElectraPretrainer(config.model, nnx.Rngs(params=0)))
+  return nnx.split(abstract, nnx.Param)[1]
+
+
+def test_logical_axes_map_to_mesh_axes_through_the_rules(config):
+  specs = sharding.param_partition_specs(_abstract_variables(config), config.mesh.rules)
+  layer = specs['discriminator']['electra']['encoder']['layer'][0]
+  assert layer['attention']['query']['kernel'] == P('fsdp', 'tensor')
+  assert layer['output']['dense']['kernel'] == P('tensor', 'fsdp')
+  assert specs['embeddings']['word_embeddings']['embedding'] == P('tensor', 'fsdp')
+  assert specs['embeddings']['position_embeddings']['embedding'] == P(None, 'fsdp')
+  assert specs['embeddings']['LayerNorm']['scale'] == P(None)  # 'norm' has no rule: replicated.
+
+
+def test_check_divisible_names_the_parameter(config):
+  config.model.vocab_size = 130  # Not divisible by a 4-way tensor axis.
+  config.mesh.data, config.mesh.tensor = 2, 4
+  variables = _abstract_variables(config)
+  specs = sharding.param_partition_specs(variables, config.mesh.rules)
+  params = nnx.to_pure_dict(variables)
+  with pytest.raises(UserError, match='word_embeddings.embedding'):
+    sharding.check_divisible(params, specs, sharding.make_mesh(config.mesh))

@@ -1,0 +1,57 @@
+import jax
+from jax.sharding import PartitionSpec as P
+import numpy as np
+import pytest
+
+from electra_jax import data, sharding, step
+
+
+def _run(config, devices, steps):
+  mesh = sharding.make_mesh(config.mesh, devices)
+  training = step.build(config, mesh)
+  init_rng, step_rng = jax.random.split(jax.random.key(config.train.seed))
+  state = training.init(init_rng)
+  source = data.create_source(config)
+  history = []
+  for _ in range(steps):
+    batch = data.to_global(next(source), training.batch_sharding)
+    state, metrics = training.train_step(state, batch, step_rng)
+    history.append(jax.device_get(metrics))
+  return state, history
+
+
+@pytest.mark.parametrize('mesh_shape', [(2, 4, 1), (2, 2, 2)])
+def test_sharded_step_matches_one_device(config, mesh_shape):
+  config.mesh.data, config.mesh.fsdp, config.mesh.tensor = mesh_shape
+  sharded_state, sharded = _run(config, jax.devices(), steps=2)
+  config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, 1, 1
+  single_state, single = _run(config, jax.devices()[:1], steps=2)
+  for a, b in zip(sharded, single):
+    for name in ('loss', 'gen_loss', 'disc_loss', 'disc_accuracy', 'grad_norm'):
+      np.testing.assert_allclose(a[name], b[name], rtol=2e-5, err_msg=name)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5),
+               jax.device_get(sharded_state.params), jax.device_get(single_state.params))
+
+
+def test_state_is_created_sharded_and_the_step_counts(config):
+  config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 2, 2, 2
+  state, history = _run(config, jax.devices(), steps=1)
+  kernel = state.params['discriminator']['electra']['encoder']['layer'][0]['attention']['query'][
+      'kernel']
+  assert kernel.sharding.spec == P('fsdp', 'tensor')
+  mu = state.opt_state[1].mu['discriminator']['electra']['encoder']['layer'][0]['attention'][
+      'query']['kernel']
+  assert mu.sharding.spec == P('fsdp', 'tensor')  # Optimizer state is sharded like its parameter.
+  assert int(state.step) == 1
+  assert set(history[0]) == {
+      'loss', 'gen_loss', 'gen_accuracy', 'disc_loss', 'disc_accuracy', 'disc_precision',
+      'disc_recall', 'replaced_fraction', 'grad_norm', 'learning_rate'}
+
+
+def test_loss_falls_on_a_learnable_corpus(config):
+  config.train.learning_rate, config.train.warmup_steps, config.train.steps = 3e-3, 5, 80
+  _, history = _run(config, jax.devices(), steps=80)
+  losses = np.array([m['loss'] for m in history])
+  gen_losses = np.array([m['gen_loss'] for m in history])
+  assert losses[-10:].mean() < 0.8 * losses[:5].mean()
+  assert gen_losses[-10:].mean() < gen_losses[:5].mean() - 0.2

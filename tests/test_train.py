@@ -1,0 +1,59 @@
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+
+from electra_jax import train
+
+
+def _records(workdir):
+  with open(os.path.join(workdir, 'metrics.jsonl'), encoding='utf-8') as f:
+    return [json.loads(line) for line in f]
+
+
+def test_resume_from_a_checkpoint_reproduces_the_next_steps_exactly(config, tmp_path):
+  config.train.steps, config.train.checkpoint_every, config.train.keep_checkpoints = 6, 3, 5
+  config.mesh.data, config.mesh.fsdp = 4, 2
+  full = str(tmp_path / 'full')
+  final = train.train_and_evaluate(config, full)
+  assert sorted(os.listdir(os.path.join(full, 'checkpoints'))) == ['3', '6']
+
+  # A run that stopped after its step-3 checkpoint: the same workdir minus everything later.
+  resumed = str(tmp_path / 'resumed')
+  os.makedirs(os.path.join(resumed, 'checkpoints'))
+  shutil.copytree(os.path.join(full, 'checkpoints', '3'),
+                  os.path.join(resumed, 'checkpoints', '3'))
+  with open(os.path.join(resumed, 'metrics.jsonl'), 'w', encoding='utf-8') as f:
+    f.writelines(json.dumps(r) + '\n' for r in _records(full))  # Includes steps 4-6 to be replaced.
+  resumed_final = train.train_and_evaluate(config, resumed)
+
+  expected, got = _records(full), _records(resumed)
+  assert [r['step'] for r in got] == [1, 2, 3, 4, 5, 6]
+  for a, b in zip(expected[3:], got[3:]):
+    for name in a:
+      if name != 'tokens_per_sec':
+        assert a[name] == b[name], (a['step'], name)
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(final.params),
+               jax.device_get(resumed_final.params))
+
+
+def test_training_writes_metrics_tensorboard_and_a_final_checkpoint(config, tmp_path):
+  config.train.steps, config.train.checkpoint_every, config.train.log_every = 5, 100, 2
+  workdir = str(tmp_path / 'run')
+  state = train.train_and_evaluate(config, workdir)
+  assert int(state.step) == 5
+  records = _records(workdir)
+  assert [r['step'] for r in records] == [2, 4, 5]
+  for record in records:
+    assert {'step', 'split', 'loss', 'gen_loss', 'disc_loss', 'disc_accuracy',
+            'tokens_per_sec'} <= set(record)
+    assert record['split'] == 'train' and record['tokens_per_sec'] > 0
+  assert os.listdir(os.path.join(workdir, 'checkpoints')) == ['5']  # Final, though not due.
+  assert any(name.startswith('events.out.tfevents')
+             for name in os.listdir(os.path.join(workdir, 'tensorboard')))
+
+  # Running again at the end does no more steps.
+  again = train.train_and_evaluate(config, workdir)
+  assert int(again.step) == 5 and [r['step'] for r in _records(workdir)] == [2, 4, 5]

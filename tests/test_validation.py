@@ -1,0 +1,37 @@
+import pytest
+
+from configs import base, large, small, tiny
+from electra_jax import validation
+from electra_jax.errors import UserError
+
+
+@pytest.mark.parametrize('preset', [tiny, small, base, large])
+def test_presets_are_valid_on_eight_devices(preset):
+  validation.validate(preset.get_config(), num_devices=8)
+
+
+@pytest.mark.parametrize('change,message', [
+    (lambda c: setattr(c.train, 'batch_size', 12), 'not divisible by the 8 data-parallel'),
+    (lambda c: setattr(c.data, 'max_seq_length', 64), 'max_position_embeddings=32'),
+    (lambda c: setattr(c.model, 'embedding_sharing', 'tied'), "embedding_sharing='tied' is unknown"),
+    (lambda c: (setattr(c.mesh, 'data', -1), setattr(c.mesh, 'fsdp', -1)), 'at most one'),
+    (lambda c: setattr(c.model, 'num_heads', 3), 'not divisible by num_heads'),
+    (lambda c: setattr(c.data, 'mask_id', 500), 'outside the vocabulary'),
+    (lambda c: setattr(c.data, 'mask_id', 0), 'must differ'),
+    (lambda c: setattr(c.objective, 'mask_prob', 0.0), 'mask_prob'),
+    (lambda c: setattr(c.train, 'warmup_steps', -1), 'warmup_steps=-1'),
+    (lambda c: setattr(c.train, 'steps', 0), 'steps=0 must be positive'),
+    (lambda c: setattr(c.mesh, 'rules', (('batch', 'dp'),)), "unknown mesh axes \\['dp'\\]"),
+    (lambda c: setattr(c.model, 'generator_hidden_size', 200), 'generator width 200'),
+])
+def test_impossible_configs_are_rejected_with_one_line(config, change, message):
+  change(config)
+  with pytest.raises(UserError, match=message) as error:
+    validation.validate(config, num_devices=8)
+  assert '\n' not in str(error.value)
+
+
+def test_batch_must_split_over_processes(config):
+  config.train.batch_size = 16
+  with pytest.raises(UserError, match='3 processes'):
+    validation.validate(config, num_devices=8, process_count=3)
