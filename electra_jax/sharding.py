@@ -43,15 +43,18 @@ def make_mesh(mesh_config: ml_collections.ConfigDict, devices=None) -> Mesh:
                        devices=devices)
 
 
+def axis_tuple(axes) -> tuple[str, ...]:
+  """A rule's or PartitionSpec entry's mesh axes as a tuple: None -> (), 'x' -> ('x',)."""
+  return () if axes is None else (axes,) if isinstance(axes, str) else tuple(axes)
+
+
+def batch_axes(rules) -> tuple[str, ...]:
+  return axis_tuple(dict(rules)['batch'])
+
+
 def batch_sharding(mesh: Mesh, rules) -> NamedSharding:
   """Examples split over the data-parallel axes; the sequence dimension stays whole."""
-  return NamedSharding(mesh, P(dict(rules)['batch'], None))
-
-
-def data_parallel_size(mesh: Mesh, rules) -> int:
-  axes = dict(rules)['batch']
-  axes = (axes,) if isinstance(axes, str) else axes
-  return math.prod(mesh.shape[axis] for axis in axes)
+  return NamedSharding(mesh, P(batch_axes(rules), None))
 
 
 def param_partition_specs(abstract_variables, rules) -> dict:
@@ -75,7 +78,7 @@ def check_divisible(abstract_params: dict, specs: dict, mesh: Mesh) -> None:
   flat_specs = jax.tree.leaves(specs, is_leaf=lambda x: isinstance(x, P))
   for (path, param), spec in zip(flat_params, flat_specs):
     for dim, axes in zip(param.shape, spec):
-      axes = () if axes is None else (axes,) if isinstance(axes, str) else axes
+      axes = axis_tuple(axes)
       shards = math.prod(mesh.shape[axis] for axis in axes)
       if dim % shards:
         name = '.'.join(str(getattr(key, 'key', key)) for key in path)

@@ -29,7 +29,6 @@ class Training(NamedTuple):
   train_step: Callable[..., tuple[TrainState, dict]]  # (state, batch, rng) -> (state, metrics).
   abstract_state: TrainState  # Shapes, dtypes and shardings of the state (for restoring checkpoints).
   batch_sharding: jax.sharding.NamedSharding
-  graphdef: nnx.GraphDef
 
 
 def _new_model(config, rng) -> model.ElectraPretrainer:
@@ -94,5 +93,4 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Trainin
       init=jax.jit(init, in_shardings=replicated, out_shardings=state_shardings),
       train_step=train_step,
       abstract_state=abstract_state,
-      batch_sharding=batch_sharding,
-      graphdef=graphdef)
+      batch_sharding=batch_sharding)

@@ -55,13 +55,11 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, process_count:
 
   shape = dict(zip(sharding.MESH_AXES, sharding.mesh_shape(config.mesh, num_devices)))
   unknown = {axis for _, axes in config.mesh.rules
-             for axis in ((axes,) if isinstance(axes, str) else axes or ()) if axis not in shape}
+             for axis in sharding.axis_tuple(axes) if axis not in shape}
   _require(not unknown, f'config.mesh.rules name unknown mesh axes {sorted(unknown)}; the mesh axes '
            f'are {", ".join(sharding.MESH_AXES)}')
   _require('batch' in dict(config.mesh.rules), "config.mesh.rules must map the logical axis 'batch'")
-  batch_axes = dict(config.mesh.rules)['batch']
-  batch_axes = (batch_axes,) if isinstance(batch_axes, str) else batch_axes
-  data_parallel = math.prod(shape[axis] for axis in batch_axes)
+  data_parallel = math.prod(shape[axis] for axis in sharding.batch_axes(config.mesh.rules))
   _require(train.batch_size % data_parallel == 0,
            f'config.train.batch_size={train.batch_size} is not divisible by the {data_parallel} '
            f'data-parallel devices (mesh {shape}); use a multiple of {data_parallel}')
