@@ -1,4 +1,3 @@
-import jax
 from jax.sharding import PartitionSpec as P
 from flax import nnx
 import pytest
