@@ -40,12 +40,13 @@ class Checkpoints:
                       'was trained with, or another --workdir') from e
     return restored.state, restored.data
 
-  def save(self, step: int, state, data_state: dict, *, force: bool = False) -> bool:
-    """Starts saving if `step` is a multiple of `every` (or `force`); returns whether one started."""
+  def save(self, step: int, state, source, *, force: bool = False) -> bool:
+    """Starts saving `state` and `source.get_state()` if `step` is a multiple of `every` (or
+    `force`); returns whether one started. The source's state is read only when a save is due."""
     if step % self._every and not force:
       return False
     return self._manager.save(step, force=True, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)))
+        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(source.get_state())))
 
   def close(self) -> None:
     """Waits for pending writes, then releases the manager."""

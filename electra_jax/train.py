@@ -80,12 +80,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
     if pending is not None:
       record(*pending)
     pending = (step_index + 1, metrics)
-    checkpoints.save(step_index + 1, state, source.get_state())
+    checkpoints.save(step_index + 1, state, source)
   if pending is not None:
     record(*pending)
 
   if checkpoints.latest_step() != int(state.step):
-    checkpoints.save(int(state.step), state, source.get_state(), force=True)
+    checkpoints.save(int(state.step), state, source, force=True)
   checkpoints.close()
   writer.close()
   logging.info('done: step %d; checkpoints in %s', int(state.step), checkpoints.directory)
