@@ -42,11 +42,26 @@ def get_config() -> ml_collections.ConfigDict:
   config.objective.temperature = 1.0  # Sampling temperature of the generator's softmax.
   config.objective.disallow_correct = False  # Forbid sampling the original token.
 
-  # --- data ---
+  # --- data: the corpus and how it becomes batches (electra_jax/data/__init__.py) ---
   config.data = ml_collections.ConfigDict()
-  config.data.source = 'synthetic'  # Where batches come from; 'synthetic' = a learnable bigram corpus.
+  # 'builtin' (stdlib docstrings, offline), 'text:GLOB' (your files), 'tfds:NAME' (a prepared TFDS
+  # text dataset) or 'synthetic' (a learnable bigram stream, no files).
+  config.data.source = 'builtin'
   config.data.max_seq_length = 512  # Tokens per example, [CLS] and [SEP]s included.
-  config.data.pad_id = 0  # Token ids of the special pieces, as the tokenizer assigns them.
+  # Built tokenizers and datasets are cached here; '' = $ELECTRA_JAX_DATA_DIR or ~/.cache/electra_jax.
+  config.data.data_dir = ''
+  # A sentencepiece .model with [PAD]=0, [UNK], [CLS], [SEP], [MASK]; '' = train one on the corpus
+  # with model.vocab_size pieces (cached in data_dir).
+  config.data.tokenizer = ''
+  config.data.tfds_data_dir = ''  # Where tfds:NAME is prepared; '' = $TFDS_DATA_DIR or ~/tensorflow_datasets.
+  config.data.tfds_text_feature = 'text'  # The text feature of a tfds:NAME dataset.
+  config.data.build_seed = 0  # Seeds example building (segment splits, short targets).
+  config.data.eval_fraction = 0.01  # Share of the corpus held out as the validation split.
+  config.data.max_eval_examples = 10_000  # Cap on the validation split.
+  config.data.build_processes = 0  # Processes that build examples; 0 = one per CPU core.
+  config.data.read_threads = 2  # Threads that read and batch examples ahead of the devices.
+  # Token ids of the special pieces. Real sources take them from the tokenizer; 'synthetic' uses these.
+  config.data.pad_id = 0
   config.data.cls_id = 2
   config.data.sep_id = 3
   config.data.mask_id = 4
@@ -69,6 +84,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.log_every = 100  # Steps between console, metrics.jsonl and TensorBoard records.
   config.train.checkpoint_every = 5_000  # Steps between checkpoints (a final one is always written).
   config.train.keep_checkpoints = 3  # Most recent checkpoints kept on disk.
+  config.train.eval_every = 5_000  # Steps between evaluations on the validation split; 0 = never.
+  config.train.eval_batches = 20  # Global batches per evaluation (fewer if the split is smaller).
 
   # --- mesh: how devices are laid out; one axis may be -1 (= all remaining devices). ---
   config.mesh = ml_collections.ConfigDict()

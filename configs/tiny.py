@@ -20,4 +20,7 @@ def get_config():
   config.train.warmup_steps = 30
   config.train.log_every = 20
   config.train.checkpoint_every = 100
+  config.train.eval_every = 100
+  config.train.eval_batches = 8
+  config.data.eval_fraction = 0.05  # The builtin corpus is small: hold out enough for 8 batches.
   return config

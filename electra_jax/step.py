@@ -27,6 +27,7 @@ class Training(NamedTuple):
   """Everything the loop needs, built once per (config, mesh)."""
   init: Callable[[jax.Array], TrainState]  # rng -> state, created directly in its sharded layout.
   train_step: Callable[..., tuple[TrainState, dict]]  # (state, batch, rng) -> (state, metrics).
+  eval_step: Callable[..., dict]  # (params, batch, rng) -> metrics, without dropout.
   abstract_state: TrainState  # Shapes, dtypes and shardings of the state (for restoring checkpoints).
   batch_sharding: jax.sharding.NamedSharding
 
@@ -58,6 +59,14 @@ def make_train_step(graphdef, tx, schedule, config: ml_collections.ConfigDict):
   return train_step
 
 
+def make_eval_step(graphdef, config: ml_collections.ConfigDict):
+  def eval_step(params, batch: dict[str, jax.Array], rng: jax.Array):
+    _, metrics = rtd.rtd_loss(nnx.merge(graphdef, params), batch, rng, config, deterministic=True)
+    return metrics
+
+  return eval_step
+
+
 def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Training:
   tx, schedule = optimizer.create(config.train)
 
@@ -87,10 +96,14 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Trainin
       in_shardings=(state_shardings, batch_shardings, replicated),
       out_shardings=(state_shardings, replicated),
       donate_argnums=0)
+  eval_step = jax.jit(
+      make_eval_step(graphdef, config),
+      in_shardings=(param_shardings, batch_shardings, replicated), out_shardings=replicated)
   abstract_state = jax.tree.map(
       lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_shardings)
   return Training(
       init=jax.jit(init, in_shardings=replicated, out_shardings=state_shardings),
       train_step=train_step,
+      eval_step=eval_step,
       abstract_state=abstract_state,
       batch_sharding=batch_sharding)

@@ -30,14 +30,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
     raise UserError(f'--workdir={workdir} exists and is not a directory')
   os.makedirs(workdir, exist_ok=True)
 
+  inputs = data.prepare(config, jax.process_index(), jax.process_count())
+  config = inputs.config  # Special token ids now come from the tokenizer: check them again.
+  validation.validate(config, jax.device_count(), jax.process_count())
+  source = inputs.train
   mesh = sharding.make_mesh(config.mesh)
   training = step.build(config, mesh)
   _log_setup(config, mesh, training)
-  source = data.create_source(config, jax.process_index(), jax.process_count())
   checkpoints = checkpoint.Checkpoints(os.path.join(workdir, 'checkpoints'),
                                        every=config.train.checkpoint_every,
                                        keep=config.train.keep_checkpoints)
-  init_rng, step_rng = jax.random.split(jax.random.key(config.train.seed))
+  init_rng, step_rng, eval_rng = jax.random.split(jax.random.key(config.train.seed), 3)
 
   restored = checkpoints.restore_latest(training.abstract_state)
   if restored is None:
@@ -71,6 +74,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
     interval.clear()
     timer.update(time=now, step=done)
 
+  def evaluate(done: int, params) -> None:
+    """RTD metrics on the fixed eval batches, with the same masks and samples every time."""
+    started = time.perf_counter()
+    batch_metrics, pending_eval = [], None
+    for index, local_batch in enumerate(inputs.eval):
+      metrics = training.eval_step(params, data.to_global(local_batch, training.batch_sharding),
+                                   jax.random.fold_in(eval_rng, index))
+      if pending_eval is not None:
+        batch_metrics.append(jax.device_get(pending_eval))
+      pending_eval = metrics
+    batch_metrics.append(jax.device_get(pending_eval))
+    writer.write(done, {name: float(np.mean([m[name] for m in batch_metrics]))
+                        for name in batch_metrics[0]}, split='eval')
+    timer['time'] += time.perf_counter() - started  # Keep tokens/s a training figure.
+
+  eval_every = config.train.eval_every if inputs.eval else 0
+
   # Step n's metrics are read after step n+1 is dispatched: the host never waits on an idle device,
   # and at most two steps are in flight.
   pending = None
@@ -81,6 +101,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
       record(*pending)
     pending = (step_index + 1, metrics)
     checkpoints.save(step_index + 1, state, source)
+    if eval_every and ((step_index + 1) % eval_every == 0 or step_index + 1 == total):
+      record(*pending)
+      pending = None
+      evaluate(step_index + 1, state.params)
   if pending is not None:
     record(*pending)
 

@@ -48,6 +48,17 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, process_count:
 
   for name in ('steps', 'batch_size', 'log_every', 'checkpoint_every', 'keep_checkpoints'):
     _require(train[name] > 0, f'config.train.{name}={train[name]} must be positive')
+  for name in ('eval_every', 'eval_batches'):
+    _require(train[name] >= 0, f'config.train.{name}={train[name]} must not be negative')
+
+  _require(data.source in ('builtin', 'synthetic') or data.source.startswith(('text:', 'tfds:')),
+           f'config.data.source={data.source!r} is unknown; use builtin, synthetic, text:GLOB or '
+           'tfds:NAME')
+  _require(0 <= data.eval_fraction < 1,
+           f'config.data.eval_fraction={data.eval_fraction} must be in [0, 1)')
+  for name in ('max_eval_examples', 'build_processes'):
+    _require(data[name] >= 0, f'config.data.{name}={data[name]} must not be negative')
+  _require(data.read_threads >= 1, f'config.data.read_threads={data.read_threads} must be positive')
   _require(train.warmup_steps >= 0,
            f'config.train.warmup_steps={train.warmup_steps} must not be negative')
   _require(train.learning_rate > 0, f'config.train.learning_rate={train.learning_rate} must be '

@@ -30,4 +30,45 @@ def config():
   c.train.log_every = 1
   c.train.checkpoint_every = 3
   c.mesh.data = -1
+  c.data.source = 'synthetic'
+  c.train.eval_every = 0
   return c
+
+
+_WORDS = ('the model reads text and learns which tokens were replaced by a small generator while '
+          'training runs on every device of the mesh with sharded parameters and a global batch '
+          'so that users can pretrain encoders for their own language domain and vocabulary').split()
+
+
+def write_corpus(directory, files: int = 3, documents: int = 40, seed: int = 0) -> str:
+  """Small English-like text files (one sentence per line, blank line between documents); returns
+  a glob that matches them."""
+  import random  # pylint: disable=g-import-not-at-top
+  rng = random.Random(seed)
+  os.makedirs(directory, exist_ok=True)
+  for f in range(files):
+    with open(os.path.join(directory, f'part{f}.txt'), 'w', encoding='utf-8') as out:
+      for _ in range(documents):
+        for _ in range(rng.randint(1, 12)):
+          out.write(' '.join(rng.choice(_WORDS) for _ in range(rng.randint(3, 25))) + '.\n')
+        out.write('\n')
+  return os.path.join(directory, '*.txt')
+
+
+@pytest.fixture
+def text_config(config, tmp_path):
+  """The small config reading a generated text corpus, with everything cached under tmp_path."""
+  config.data.source = 'text:' + write_corpus(str(tmp_path / 'corpus'), documents=80)
+  config.data.data_dir = str(tmp_path / 'data')
+  config.data.eval_fraction = 0.2
+  config.train.eval_batches = 2
+  return config
+
+
+def plain_sentencepiece_model(prefix: str) -> str:
+  """A sentencepiece model with sentencepiece's own specials (<unk>, <s>, </s>), not ELECTRA's."""
+  import sentencepiece as spm  # pylint: disable=g-import-not-at-top
+  spm.SentencePieceTrainer.train(sentence_iterator=iter(['the model reads plain text'] * 50),
+                                 model_prefix=prefix, vocab_size=20, hard_vocab_limit=False,
+                                 minloglevel=2)
+  return prefix + '.model'

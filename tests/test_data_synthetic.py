@@ -1,6 +1,5 @@
 import numpy as np
 
-from electra_jax import data
 from electra_jax.data.synthetic import SyntheticSource
 
 PAD, CLS, SEP = 0, 2, 3
@@ -43,12 +42,3 @@ def test_processes_split_the_global_batch():
   for key in whole:
     np.testing.assert_array_equal(np.concatenate([h[key] for h in halves]), whole[key])
 
-
-def test_create_source_rejects_unknown_sources(config):
-  config.data.source = 'text:/nowhere/*.txt'
-  try:
-    data.create_source(config)
-  except data.UserError as e:
-    assert "source='text:/nowhere/*.txt' is unknown" in str(e)
-  else:
-    raise AssertionError('expected a UserError')

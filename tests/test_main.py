@@ -8,8 +8,10 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _main(*args, devices=2):
+def _main(*args, devices=2, data_dir=None):
   env = {**os.environ, 'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
+  if data_dir:
+    env['ELECTRA_JAX_DATA_DIR'] = data_dir  # The builtin corpus, tokenizer and dataset go here.
   return subprocess.run([sys.executable, '-m', 'electra_jax.main', *args], cwd=ROOT, env=env,
                         capture_output=True, text=True, timeout=300, check=False)
 
@@ -18,16 +20,21 @@ def test_tiny_config_trains_logs_and_resumes(tmp_path):
   workdir = str(tmp_path / 'tiny')
   common = ['--config=configs/tiny.py', f'--workdir={workdir}', '--config.train.log_every=2',
             '--config.train.checkpoint_every=2', '--config.train.batch_size=8']
-  first = _main(*common, '--config.train.steps=4')
+  first = _main(*common, '--config.train.steps=4', data_dir=str(tmp_path / 'data'))
   assert first.returncode == 0, first.stderr
+  assert 'building the builtin dataset' in first.stderr
   assert 'train step 4/4' in first.stderr and 'tok/s' in first.stderr
+  assert 'eval step 4/4' in first.stderr  # The last step is always evaluated.
   assert 'orbax' not in first.stderr.lower()  # Library chatter stays off the console.
 
-  second = _main(*common, '--config.train.steps=6')
+  second = _main(*common, '--config.train.steps=6', data_dir=str(tmp_path / 'data'))
   assert second.returncode == 0, second.stderr
+  assert 'reusing the built dataset' in second.stderr
   assert 'resumed from' in second.stderr and 'at step 4' in second.stderr
   with open(os.path.join(workdir, 'metrics.jsonl'), encoding='utf-8') as f:
-    assert [json.loads(line)['step'] for line in f] == [2, 4, 6]
+    records = [json.loads(line) for line in f]
+  assert [(r['step'], r['split']) for r in records] == [
+      (2, 'train'), (4, 'train'), (4, 'eval'), (6, 'train'), (6, 'eval')]
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2', '4', '6']
 
 
@@ -39,3 +46,12 @@ def test_bad_config_is_one_line_without_traceback(tmp_path):
   errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
   assert len(errors) == 1 and "embedding_sharing='everything' is unknown" in errors[0]
   assert not os.path.exists(f'{tmp_path}/bad/checkpoints')
+
+
+def test_bad_data_is_one_line_without_traceback(tmp_path):
+  result = _main('--config=configs/tiny.py', f'--workdir={tmp_path}/run',
+                 f'--config.data.source=text:{tmp_path}/nothing/*.txt')
+  assert result.returncode == 1 and 'Traceback' not in result.stderr
+  assert result.stderr.strip().splitlines()[-1] == (
+      f'error: text:{tmp_path}/nothing/*.txt matches no files; give a glob such as '
+      'text:/data/*.txt')

@@ -11,7 +11,7 @@ def _run(config, devices, steps):
   training = step.build(config, mesh)
   init_rng, step_rng = jax.random.split(jax.random.key(config.train.seed))
   state = training.init(init_rng)
-  source = data.create_source(config)
+  source = data.prepare(config).train
   history = []
   for _ in range(steps):
     batch = data.to_global(next(source), training.batch_sharding)

@@ -5,7 +5,7 @@ import shutil
 import jax
 import numpy as np
 
-from electra_jax import train
+from electra_jax import data, train
 
 
 def _records(workdir):
@@ -57,3 +57,37 @@ def test_training_writes_metrics_tensorboard_and_a_final_checkpoint(config, tmp_
   # Running again at the end does no more steps.
   again = train.train_and_evaluate(config, workdir)
   assert int(again.step) == 5 and [r['step'] for r in _records(workdir)] == [2, 4, 5]
+
+
+def test_evaluation_is_logged_with_fixed_batches(config, tmp_path):
+  config.train.steps, config.train.eval_every, config.train.eval_batches = 4, 2, 3
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(config, workdir)
+  evals = [r for r in _records(workdir) if r['split'] == 'eval']
+  assert [r['step'] for r in evals] == [2, 4]
+  assert {'loss', 'gen_loss', 'disc_loss', 'disc_accuracy'} <= set(evals[0])
+  assert 'tokens_per_sec' not in evals[0]
+
+
+def test_a_resumed_run_on_text_reads_exactly_the_unseen_batches(text_config, tmp_path, monkeypatch):
+  text_config.train.steps, text_config.train.checkpoint_every = 6, 3
+  seen = []
+  to_global = data.to_global
+
+  def recording(batch, sharding):
+    seen.append({k: np.array(v) for k, v in batch.items()})
+    return to_global(batch, sharding)
+
+  monkeypatch.setattr(data, 'to_global', recording)
+  full = str(tmp_path / 'full')
+  train.train_and_evaluate(text_config, full)
+  uninterrupted, seen[:] = list(seen), []
+
+  resumed = str(tmp_path / 'resumed')
+  shutil.copytree(os.path.join(full, 'checkpoints', '3'),
+                  os.path.join(resumed, 'checkpoints', '3'))
+  train.train_and_evaluate(text_config, resumed)
+  assert len(uninterrupted) == len(seen) + 3
+  for want, got in zip(uninterrupted[3:], seen):
+    for key in want:
+      np.testing.assert_array_equal(got[key], want[key])

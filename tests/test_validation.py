@@ -23,6 +23,10 @@ def test_presets_are_valid_on_eight_devices(preset):
     (lambda c: setattr(c.train, 'steps', 0), 'steps=0 must be positive'),
     (lambda c: setattr(c.mesh, 'rules', (('batch', 'dp'),)), "unknown mesh axes \\['dp'\\]"),
     (lambda c: setattr(c.model, 'generator_hidden_size', 200), 'generator width 200'),
+    (lambda c: setattr(c.data, 'source', 'web:corpus'), "source='web:corpus' is unknown"),
+    (lambda c: setattr(c.data, 'eval_fraction', 1.0), 'eval_fraction=1.0 must be in'),
+    (lambda c: setattr(c.train, 'eval_every', -1), 'eval_every=-1 must not be negative'),
+    (lambda c: setattr(c.data, 'read_threads', 0), 'read_threads=0 must be positive'),
 ])
 def test_impossible_configs_are_rejected_with_one_line(config, change, message):
   change(config)

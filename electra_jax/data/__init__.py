@@ -1,33 +1,129 @@
-"""Pre-training input: where batches come from and how they reach the devices.
+"""Pre-training input: from `config.data.source` to batches on the devices.
 
-The contract every source meets (the synthetic one here, the text pipeline later):
-  - an iterator of process-local batches: dicts of int32 numpy arrays `input_ids`, `segment_ids`,
-    `input_mask`, each [global_batch_size / process_count, max_seq_length], in the layout
-    `[CLS] A [SEP] B [SEP] [PAD]...` (segment 0 for A, 1 for B; mask 1 on real tokens);
-  - `get_state()` -> a JSON-serialisable dict and `set_state(dict)`, so that the checkpoint holds the
-    iterator's position and a resumed run continues with exactly the next batch.
+  builtin         stdlib docstrings + pydoc topics (data/builtin.py): works offline, the default
+  text:GLOB       the user's UTF-8 text files: one sentence or line per line, blank line between documents
+  tfds:NAME       a TFDS text dataset already prepared (array_record) in config.data.tfds_data_dir
+  synthetic       a learnable bigram stream, no files at all (tests and benchmarks)
+
+Real sources go corpus -> tokenizer (data/tokenizer.py, trained and cached unless one is given) ->
+examples (data/examples.py) -> a cached TFDS array_record dataset (data/dataset.py) -> grain batches
+(data/pipeline.py). Whatever the source, training sees the same contract:
+  - `train`: an iterator of process-local batches: dicts of int32 numpy arrays `input_ids`,
+    `segment_ids`, `input_mask`, each [global_batch_size / process_count, max_seq_length], laid out
+    `[CLS] A [SEP] B [SEP] [PAD]...`, with `get_state()` -> JSON-serialisable dict and `set_state(dict)`
+    so that the checkpoint holds its position and a resumed run continues with exactly the next batch;
+  - `eval`: a fixed list of such batches (possibly empty), the same at every evaluation.
 Masking is not part of the data: it is drawn on device, every step (electra_jax/rtd.py).
 """
 
+import dataclasses
+import os
+
+from absl import logging
 import jax
 import ml_collections
 import numpy as np
 
+from electra_jax.data import builtin, corpus, dataset, pipeline
+from electra_jax.data import tokenizer as tokenizer_lib
 from electra_jax.data.synthetic import SyntheticSource
 from electra_jax.errors import UserError
 
-SOURCES = ('synthetic',)
+@dataclasses.dataclass
+class Data:
+  config: ml_collections.ConfigDict  # The run's config, special ids set from the tokenizer.
+  train: object
+  eval: list[dict[str, np.ndarray]]
 
 
-def create_source(config: ml_collections.ConfigDict, process_index: int = 0, process_count: int = 1):
+def data_dir(config: ml_collections.ConfigDict) -> str:
+  return os.path.abspath(os.path.expanduser(
+      config.data.data_dir or os.environ.get('ELECTRA_JAX_DATA_DIR') or '~/.cache/electra_jax'))
+
+
+def load_corpus(config: ml_collections.ConfigDict) -> corpus.Corpus:
+  source = config.data.source  # validation.py has checked its form.
+  if source == 'builtin':
+    return builtin.load(data_dir(config))
+  if source.startswith('text:'):
+    return corpus.from_text_files(source[len('text:'):])
+  tfds_dir = os.path.expanduser(config.data.tfds_data_dir or os.environ.get(
+      'TFDS_DATA_DIR', '~/tensorflow_datasets'))
+  return corpus.from_tfds(source[len('tfds:'):], tfds_dir, config.data.tfds_text_feature)
+
+
+def load_tokenizer(config: ml_collections.ConfigDict,
+                   text: corpus.Corpus) -> tokenizer_lib.Tokenizer:
+  """config.data.tokenizer if set; otherwise one trained on the corpus (once, then cached)."""
+  if config.data.tokenizer:
+    tokenizer = tokenizer_lib.load(os.path.expanduser(config.data.tokenizer))
+  else:
+    vocab_size = config.model.vocab_size
+    prefix = os.path.join(data_dir(config), 'tokenizers',
+                          f'{text.name}-{text.fingerprint[:12]}-v{vocab_size}')
+    if os.path.exists(prefix + '.model'):
+      tokenizer = tokenizer_lib.load(prefix + '.model')
+    else:
+      logging.info('training a %d-piece sentencepiece tokenizer on the %s corpus -> %s.model',
+                   vocab_size, text.name, prefix)
+      tokenizer = tokenizer_lib.train(tokenizer_lib.corpus_lines(text), vocab_size, prefix)
+  if tokenizer.vocab_size > config.model.vocab_size:
+    raise UserError(f'the tokenizer has {tokenizer.vocab_size} pieces but config.model.vocab_size='
+                    f'{config.model.vocab_size}; set --config.model.vocab_size={tokenizer.vocab_size}'
+                    ' (or more)')
+  return tokenizer
+
+
+def build(config: ml_collections.ConfigDict) -> tuple[str, ml_collections.ConfigDict]:
+  """Builds (or finds) the dataset for config; returns its directory and the config with the
+  tokenizer's special ids."""
+  text = load_corpus(config)
+  tokenizer = load_tokenizer(config, text)
+  config = config.copy_and_resolve_references()
+  for key, token_id in tokenizer.special_ids.items():
+    if key in config.data:
+      config.data[key] = token_id
+  plan = dataset.BuildPlan(
+      corpus=text, tokenizer=tokenizer, max_length=config.data.max_seq_length,
+      seed=config.data.build_seed, eval_fraction=config.data.eval_fraction,
+      max_eval_examples=config.data.max_eval_examples, processes=config.data.build_processes)
+  return dataset.build(data_dir(config), plan), config
+
+
+def prepare(config: ml_collections.ConfigDict, process_index: int = 0,
+            process_count: int = 1) -> Data:
+  """The train iterator and eval batches of this process."""
+  local_batch = config.train.batch_size // process_count
+  max_length = config.data.max_seq_length
   if config.data.source == 'synthetic':
-    return SyntheticSource(
-        vocab_size=config.model.vocab_size, max_seq_length=config.data.max_seq_length,
-        global_batch_size=config.train.batch_size, seed=config.train.seed,
-        pad_id=config.data.pad_id, cls_id=config.data.cls_id, sep_id=config.data.sep_id,
-        process_index=process_index, process_count=process_count)
-  raise UserError(f'config.data.source={config.data.source!r} is unknown; use one of '
-                  f'{", ".join(SOURCES)}')
+    def synthetic(seed):
+      return SyntheticSource(
+          vocab_size=config.model.vocab_size, max_seq_length=max_length,
+          global_batch_size=config.train.batch_size, seed=seed, pad_id=config.data.pad_id,
+          cls_id=config.data.cls_id, sep_id=config.data.sep_id, process_index=process_index,
+          process_count=process_count)
+    held_out = synthetic(config.train.seed + 1)
+    return Data(config, synthetic(config.train.seed),
+                [held_out.batch(i) for i in range(config.train.eval_batches)])
+
+  path, config = build(config)
+  train_split = dataset.open_split(path, 'train')
+  train = pipeline.TrainBatches(
+      train_split, dataset_key=os.path.basename(os.path.dirname(os.path.dirname(path))),
+      local_batch_size=local_batch, max_length=max_length, seed=config.train.seed,
+      process_index=process_index, process_count=process_count,
+      read_threads=config.data.read_threads)
+  eval_split = dataset.open_split(path, 'validation')
+  eval_batches = [] if eval_split is None else pipeline.eval_batches(
+      eval_split, local_batch_size=local_batch, max_length=max_length,
+      process_index=process_index, process_count=process_count,
+      max_batches=config.train.eval_batches)
+  logging.info('data: %d train examples (%.1f steps per epoch), %d eval batches', len(train_split),
+               len(train_split) / config.train.batch_size, len(eval_batches))
+  if config.train.eval_every and not eval_batches:
+    logging.warning('no evaluation: the validation split has fewer than %d examples (one batch)',
+                    config.train.batch_size)
+  return Data(config, train, eval_batches)
 
 
 def to_global(local_batch: dict[str, np.ndarray], sharding: jax.sharding.Sharding) -> dict:

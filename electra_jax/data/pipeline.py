@@ -1,0 +1,76 @@
+"""Loading built examples with grain: global shuffle, per-process shards, padded batches, prefetch.
+
+Every process reads the examples at indices process_index, process_index + process_count, ... of one
+global order (shuffled with the seed, reshuffled each epoch), so the processes' local batches together
+form the global batch, and the whole order is a function of (seed, step): the iterator state is one
+index, which the checkpoint stores next to the model.
+"""
+
+import grain
+import numpy as np
+
+from electra_jax.errors import UserError
+
+
+def _reader(source, max_length: int):
+  """Indices -> one padded batch. Reading a batch of records in one call is several times faster than
+  grain batching single records."""
+
+  def read(indices: np.ndarray) -> dict[str, np.ndarray]:
+    rows = source.__getitems__(indices.tolist())
+    input_ids = np.zeros((len(rows), max_length), np.int32)  # [PAD] is id 0.
+    segment_ids = np.zeros((len(rows), max_length), np.int32)
+    lengths = np.empty(len(rows), np.int64)
+    for i, row in enumerate(rows):
+      lengths[i] = n = len(row['input_ids'])
+      input_ids[i, :n] = row['input_ids']
+      segment_ids[i, :n] = row['segment_ids']
+    input_mask = (np.arange(max_length)[None, :] < lengths[:, None]).astype(np.int32)
+    return {'input_ids': input_ids, 'segment_ids': segment_ids, 'input_mask': input_mask}
+  return read
+
+
+class TrainBatches:
+  """Endless process-local batches of the train split; `get_state`/`set_state` for checkpoints."""
+
+  def __init__(self, source, *, dataset_key: str, local_batch_size: int, max_length: int,
+               seed: int, process_index: int, process_count: int, read_threads: int = 1,
+               prefetch: int = 4):
+    self._dataset_key = dataset_key
+    self.num_examples = len(source)
+    dataset = (grain.MapDataset.range(len(source))
+               .shuffle(seed=seed)
+               .repeat()
+               [process_index::process_count]
+               .batch(local_batch_size, drop_remainder=True)
+               .map(_reader(source, max_length)))
+    self._iterator = iter(dataset.to_iter_dataset(
+        grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=prefetch)))
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    return next(self._iterator)
+
+  def get_state(self) -> dict:
+    return {'dataset': self._dataset_key, 'grain': self._iterator.get_state()}
+
+  def set_state(self, state: dict) -> None:
+    if state.get('dataset') != self._dataset_key:
+      raise UserError(f'the checkpoint was trained on dataset {state.get("dataset")} but the config '
+                      f'now gives {self._dataset_key} (another corpus, tokenizer or sequence '
+                      'length); resume with the original data config, or use a new --workdir')
+    self._iterator.set_state(state['grain'])
+
+
+def eval_batches(source, *, local_batch_size: int, max_length: int, process_index: int,
+                 process_count: int, max_batches: int) -> list[dict[str, np.ndarray]]:
+  """Up to `max_batches` full global batches of the validation split, in stored order: the same every
+  evaluation, so that eval metrics are comparable across steps and runs."""
+  dataset = (grain.MapDataset.range(len(source))[process_index::process_count]
+             .batch(local_batch_size, drop_remainder=True)
+             .map(_reader(source, max_length)))
+  # Counted globally: every process must run the same number of eval steps.
+  count = min(max_batches, len(source) // (local_batch_size * process_count))
+  return [dataset[i] for i in range(count)]

@@ -1,0 +1,131 @@
+"""SentencePiece tokenizers with ELECTRA's special pieces: train one on a corpus, or load one.
+
+  python -m electra_jax.data.tokenizer --input='corpus/*.txt' --vocab_size=30522 --output=my_vocab
+
+writes my_vocab.model and my_vocab.vocab. [PAD] is id 0 (batches are padded with zeros); [UNK], [CLS],
+[SEP] and [MASK] follow. The last three are control pieces: text that spells "[MASK]" does not become
+the mask token.
+"""
+
+import dataclasses
+import hashlib
+import io
+import os
+import sys
+from typing import Iterable
+
+from absl import app, flags, logging
+import sentencepiece as spm
+
+from electra_jax.data import corpus
+from electra_jax.errors import UserError
+
+SPECIAL_PIECES = {'pad_id': '[PAD]', 'unk_id': '[UNK]', 'cls_id': '[CLS]', 'sep_id': '[SEP]',
+                  'mask_id': '[MASK]'}
+# SentencePiece samples this many lines (uniformly, over the whole corpus) to learn the vocabulary.
+_TRAINING_LINES = 2_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Tokenizer:
+  processor: spm.SentencePieceProcessor
+  model_proto: bytes
+  special_ids: dict[str, int]  # Keys of SPECIAL_PIECES.
+
+  @property
+  def vocab_size(self) -> int:
+    return self.processor.get_piece_size()
+
+  @property
+  def fingerprint(self) -> str:
+    return hashlib.sha256(self.model_proto).hexdigest()
+
+  def encode(self, lines: list[str]) -> list[list[int]]:
+    return self.processor.encode(lines)
+
+
+def from_proto(model_proto: bytes, name: str = 'the tokenizer') -> Tokenizer:
+  processor = spm.SentencePieceProcessor()
+  try:
+    processor.LoadFromSerializedProto(model_proto)
+  except (RuntimeError, OSError) as e:
+    raise UserError(f'{name} is not a sentencepiece model ({e})') from e
+  ids = {key: processor.piece_to_id(piece) for key, piece in SPECIAL_PIECES.items()}
+  missing = [SPECIAL_PIECES[key] for key, i in ids.items() if processor.id_to_piece(i) !=
+             SPECIAL_PIECES[key]]
+  if missing:
+    raise UserError(f'{name} lacks the special pieces {" ".join(missing)}; train one with '
+                    'python -m electra_jax.data.tokenizer')
+  if ids['pad_id'] != 0:
+    raise UserError(f'{name} has [PAD] at id {ids["pad_id"]}; it must be id 0')
+  return Tokenizer(processor, model_proto, ids)
+
+
+def load(path: str) -> Tokenizer:
+  if not os.path.isfile(path):
+    raise UserError(f'tokenizer {path} does not exist')
+  with open(path, 'rb') as f:
+    return from_proto(f.read(), name=f'tokenizer {path}')
+
+
+def train(lines: Iterable[str], vocab_size: int, output_prefix: str) -> Tokenizer:
+  """Learns a unigram vocabulary of at most `vocab_size` pieces; writes PREFIX.model and PREFIX.vocab.
+
+  A corpus too small for `vocab_size` gets fewer pieces instead of an error (SentencePiece's soft
+  limit), which a larger model vocabulary then simply leaves unused.
+  """
+  if vocab_size < len(SPECIAL_PIECES) + 2:
+    raise UserError(f'vocab_size={vocab_size} is too small; it must exceed the special pieces')
+  sentences = (line for line in lines if line)
+  model = io.BytesIO()
+  try:
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=sentences, model_writer=model, vocab_size=vocab_size,
+        model_type='unigram', character_coverage=0.9995, hard_vocab_limit=False,
+        input_sentence_size=_TRAINING_LINES, shuffle_input_sentence=True,
+        max_sentence_length=4 * corpus.MAX_LINE, pad_id=0, pad_piece='[PAD]', unk_id=1,
+        unk_piece='[UNK]', bos_id=-1, eos_id=-1, control_symbols=['[CLS]', '[SEP]', '[MASK]'],
+        num_threads=os.cpu_count() or 1, minloglevel=2)
+  except RuntimeError as e:
+    raise UserError(f'sentencepiece could not train a tokenizer: {e}') from e
+  tokenizer = from_proto(model.getvalue())
+  os.makedirs(os.path.dirname(os.path.abspath(output_prefix)), exist_ok=True)
+  vocab = ''.join(f'{tokenizer.processor.id_to_piece(i)}\t{tokenizer.processor.get_score(i)}\n'
+                  for i in range(tokenizer.vocab_size))
+  _write_atomically(output_prefix + '.vocab', vocab.encode('utf-8'))
+  _write_atomically(output_prefix + '.model', tokenizer.model_proto)  # Last: its presence = done.
+  return tokenizer
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+  tmp = f'{path}.tmp{os.getpid()}'
+  with open(tmp, 'wb') as f:
+    f.write(data)
+  os.replace(tmp, path)
+
+
+def corpus_lines(c: corpus.Corpus):
+  for task in c.tasks:
+    yield from corpus.lines(task)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  args = flags.FLAGS
+  try:
+    text = corpus.from_text_files(args.input)
+    tokenizer = train(corpus_lines(text), args.vocab_size, args.output)
+  except UserError as e:
+    sys.exit(f'error: {e}')
+  if corpus.replaced_bytes():
+    logging.warning('%d bytes that are not UTF-8 were read as U+FFFD', corpus.replaced_bytes())
+  logging.info('wrote %s.model with %d pieces', args.output, tokenizer.vocab_size)
+
+
+if __name__ == '__main__':
+  flags.DEFINE_string('input', None, 'Glob of UTF-8 text files, one sentence or line per line.')
+  flags.DEFINE_integer('vocab_size', 30522, 'Pieces in the vocabulary, specials included.')
+  flags.DEFINE_string('output', None, 'Writes OUTPUT.model and OUTPUT.vocab.')
+  flags.mark_flags_as_required(['input', 'output'])
+  app.run(main)

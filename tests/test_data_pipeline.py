@@ -1,0 +1,86 @@
+import json
+
+import numpy as np
+import pytest
+
+from electra_jax.data import pipeline
+from electra_jax.errors import UserError
+
+
+class _Rows:
+  """A stand-in for the TFDS source: row i is [2, 10 + i % 50 ..., 3], of varying length."""
+
+  def __init__(self, n):
+    self._n = n
+
+  def __len__(self):
+    return self._n
+
+  def __getitems__(self, indices):
+    rows = []
+    for i in indices:
+      ids = np.array([2] + [10 + i % 50] * (i % 7 + 1) + [3], np.int32)
+      rows.append({'input_ids': ids, 'segment_ids': np.zeros_like(ids)})
+    return rows
+
+
+def _batches(n=100, **kwargs):
+  args = dict(dataset_key='k', local_batch_size=8, max_length=12, seed=0, process_index=0,
+              process_count=1)
+  return pipeline.TrainBatches(_Rows(n), **{**args, **kwargs})
+
+
+def test_batches_are_padded_and_masked():
+  batch = next(_batches())
+  assert {k: v.shape for k, v in batch.items()} == {k: (8, 12) for k in (
+      'input_ids', 'segment_ids', 'input_mask')}
+  lengths = batch['input_mask'].sum(1)
+  for row, n in zip(batch['input_ids'], lengths):
+    assert row[0] == 2 and row[n - 1] == 3 and not row[n:].any()
+
+
+def test_an_epoch_sees_every_example_once_then_reshuffles():
+  it = _batches(n=96)
+  first = [tuple(r) for _ in range(12) for r in next(it)['input_ids']]
+  second = [tuple(r) for _ in range(12) for r in next(it)['input_ids']]
+  assert sorted(first) == sorted(second) and first != second
+  assert len(set(first)) == len({(i % 50, i % 7) for i in range(96)})
+
+
+def test_resuming_from_the_state_continues_with_the_next_batch():
+  reference = _batches()
+  expected = [next(reference) for _ in range(25)]  # More than one epoch.
+  interrupted = _batches()
+  for _ in range(10):
+    next(interrupted)
+  state = json.loads(json.dumps(interrupted.get_state()))  # As the checkpoint stores it.
+  resumed = _batches()
+  resumed.set_state(state)
+  for want in expected[10:]:
+    got = next(resumed)
+    for key in want:
+      np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_a_state_from_other_data_is_rejected():
+  state = _batches().get_state()
+  with pytest.raises(UserError, match='trained on dataset k but the config now gives other'):
+    _batches(dataset_key='other').set_state(state)
+
+
+def test_processes_read_disjoint_shards_of_one_global_order():
+  whole = next(_batches(local_batch_size=8))['input_ids']
+  halves = [next(_batches(local_batch_size=4, process_index=p, process_count=2))['input_ids']
+            for p in range(2)]
+  # Global element j goes to process j % 2: the shards interleave to the one-process batch.
+  np.testing.assert_array_equal(np.stack(halves, 1).reshape(8, 12), whole)
+
+
+def test_eval_batches_are_fixed_and_counted_globally():
+  def batches():
+    return pipeline.eval_batches(_Rows(39), local_batch_size=4, max_length=12, process_index=0,
+                                 process_count=2, max_batches=10)
+  first, again = batches(), batches()
+  assert len(first) == 39 // 8  # Process 0 holds 20 rows (5 local batches); process 1 only 19.
+  for a, b in zip(first, again):
+    np.testing.assert_array_equal(a['input_ids'], b['input_ids'])

@@ -1,0 +1,53 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from electra_jax.data import corpus, tokenizer as tokenizer_lib
+from electra_jax.errors import UserError
+from tests.conftest import plain_sentencepiece_model, write_corpus
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_trained_tokenizer_has_the_special_pieces_first(tmp_path):
+  text = corpus.from_text_files(write_corpus(str(tmp_path / 'c')))
+  tok = tokenizer_lib.train(tokenizer_lib.corpus_lines(text), 200, str(tmp_path / 'out' / 'v'))
+  assert tok.special_ids == {'pad_id': 0, 'unk_id': 1, 'cls_id': 2, 'sep_id': 3, 'mask_id': 4}
+  assert 40 < tok.vocab_size <= 200  # The soft limit: this corpus has only about 30 words.
+  # "[MASK]" typed in text is text, not the mask token.
+  assert 4 not in tok.encode(['the [MASK] model'])[0]
+  loaded = tokenizer_lib.load(str(tmp_path / 'out' / 'v.model'))
+  assert loaded.fingerprint == tok.fingerprint
+  assert loaded.encode(['the model reads text']) == tok.encode(['the model reads text'])
+  assert sorted(os.listdir(tmp_path / 'out')) == ['v.model', 'v.vocab']
+
+
+def test_a_tokenizer_without_the_special_pieces_is_rejected(tmp_path):
+  path = plain_sentencepiece_model(str(tmp_path / 'plain'))
+  with pytest.raises(UserError, match=r'lacks the special pieces \[PAD\] \[UNK\] \[CLS\] \[SEP\]'):
+    tokenizer_lib.load(path)
+
+
+def test_a_file_that_is_not_a_model_is_rejected(tmp_path):
+  (tmp_path / 'x.model').write_bytes(b'not a model')
+  with pytest.raises(UserError, match='is not a sentencepiece model'):
+    tokenizer_lib.load(str(tmp_path / 'x.model'))
+  with pytest.raises(UserError, match='does not exist'):
+    tokenizer_lib.load(str(tmp_path / 'missing.model'))
+
+
+def test_command_line_trains_a_tokenizer_and_reports_errors_in_one_line(tmp_path):
+  pattern = write_corpus(str(tmp_path / 'c'))
+  command = [sys.executable, '-m', 'electra_jax.data.tokenizer', f'--input={pattern}',
+             '--vocab_size=150', f'--output={tmp_path}/tok']
+  result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr
+  assert tokenizer_lib.load(f'{tmp_path}/tok.model').vocab_size <= 150
+
+  command[3] = f'--input={tmp_path}/nothing/*.txt'
+  result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+  assert result.returncode == 1 and 'Traceback' not in result.stderr
+  assert result.stderr.strip().splitlines()[-1].startswith('error: text:') and 'matches no files' \
+      in result.stderr
