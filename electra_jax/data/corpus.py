@@ -73,8 +73,10 @@ def from_text_files(pattern: str, name: str | None = None) -> Corpus:
   tasks = tuple(Task('text', path, start, min(start + TASK_BYTES, s.st_size))
                 for path, s in stats for start in range(0, s.st_size, TASK_BYTES))
   fingerprint = _digest([(path, s.st_size, s.st_mtime_ns) for path, s in stats])
-  return Corpus(name or _slug(os.path.basename(pattern.rstrip('/*')) or 'text'), fingerprint,
-                tasks, total)
+  if name is None:  # The glob's last literal path component: /data/wiki/*.txt -> wiki.
+    parts = [p for p in pattern.split(os.sep) if p and not any(c in p for c in '*?[')]
+    name = _slug(parts[-1] if parts else 'text')
+  return Corpus(name, fingerprint, tasks, total)
 
 
 def _tfds_dataset_dir(name: str, data_dir: str) -> str:
