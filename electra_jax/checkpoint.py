@@ -6,21 +6,27 @@ temporary directory and renames it when complete, so an interrupted save never l
 
 import os
 
+import jax
 import orbax.checkpoint as ocp
+
+from electra_jax import sharding
 
 from electra_jax.errors import UserError
 
 
 class Checkpoints:
 
-  def __init__(self, directory: str, *, every: int, keep: int):
+  def __init__(self, directory: str, *, every: int, keep: int, read_only: bool = False):
+    """`read_only` opens another run's checkpoints: nothing is created, cleaned or saved."""
     self.directory = os.path.abspath(directory)
     self._every = every
+    if read_only and not os.path.isdir(self.directory):
+      raise UserError(f'{self.directory} does not exist: the run has no checkpoint yet')
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
-            max_to_keep=keep, enable_async_checkpointing=True, create=True,
-            cleanup_tmp_directories=True))  # Leftovers of a save killed mid-write.
+            max_to_keep=keep, enable_async_checkpointing=True, create=not read_only,
+            cleanup_tmp_directories=not read_only))  # Leftovers of a save killed mid-write.
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -39,6 +45,46 @@ class Checkpoints:
                       f'trained with other model sizes?): {first_line[:300]}; use the config it '
                       'was trained with, or another --workdir') from e
     return restored.state, restored.data
+
+  def restore_part(self, abstract_part: dict) -> dict:
+    """The arrays named by `abstract_part` (a nested dict shaped like a part of the saved train
+    state, e.g. {'params': {'embeddings': ...}}, of jax.ShapeDtypeStructs with shardings) from the
+    newest checkpoint; nothing else is read. UserError if there is no checkpoint or a shape differs."""
+    step = self._manager.latest_step()
+    if step is None:
+      raise UserError(f'{self.directory} holds no checkpoint')
+    self._check_shapes(step, abstract_part)
+    try:
+      restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+          item=abstract_part, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_part),
+          partial_restore=True)))
+    except (ValueError, KeyError, TypeError) as e:
+      first_line = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(':')
+      raise UserError(f'the checkpoint {self.directory}/{step} does not fit: {first_line[:300]}') from e
+    return restored.state
+
+  def _check_shapes(self, step: int, abstract_part: dict) -> None:
+    """UserError naming every array that is missing from the checkpoint or has another shape."""
+    saved = ocp.PyTreeCheckpointer().metadata(
+        os.path.join(self.directory, str(step), 'state')).item_metadata
+    problems = []
+    for path, wanted in jax.tree_util.tree_flatten_with_path(abstract_part)[0]:
+      node = saved
+      for key in path:
+        try:
+          node = node[str(key.key)]
+        except (KeyError, TypeError):
+          node = None
+          break
+      name = sharding.dotted(path)
+      if node is None:
+        problems.append(f'{name} is missing')
+      elif tuple(node.shape) != tuple(wanted.shape):
+        problems.append(f'{name} is {tuple(node.shape)}, expected {tuple(wanted.shape)}')
+    if problems:
+      raise UserError(f'the checkpoint {self.directory}/{step} does not fit the model its config '
+                      f'describes ({len(problems)} arrays): {"; ".join(problems[:4])}'
+                      f'{"; ..." if len(problems) > 4 else ""}')
 
   def save(self, step: int, state, source, *, force: bool = False) -> bool:
     """Starts saving `state` and `source.get_state()` if `step` is a multiple of `every` (or

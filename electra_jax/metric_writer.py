@@ -4,8 +4,11 @@ only keep the loop's bookkeeping, so every host runs the same code."""
 import json
 import os
 
+import time
+
 from absl import logging
 import jax
+import numpy as np
 from tensorboardX import SummaryWriter
 
 
@@ -17,9 +20,12 @@ def _format_duration(seconds: float) -> str:
 
 class MetricWriter:
 
-  def __init__(self, workdir: str, *, first_step: int, total_steps: int):
+  def __init__(self, workdir: str, *, first_step: int, total_steps: int,
+               console: tuple[str, ...] | None = None):
+    """`console` names the metrics shown on the console line (None: all); files get every one."""
     self._enabled = jax.process_index() == 0
     self._total_steps = total_steps
+    self._console = console
     self._jsonl_path = os.path.join(workdir, 'metrics.jsonl')
     if not self._enabled:
       return
@@ -52,11 +58,46 @@ class MetricWriter:
     eta = ('' if seconds_per_step is None else
            f'  ETA {_format_duration(seconds_per_step * (self._total_steps - step))}')
     rate = f"  {metrics['tokens_per_sec']:,.0f} tok/s" if 'tokens_per_sec' in metrics else ''
-    logging.info('%s step %d/%d  loss %.4f  gen %.4f (acc %.3f)  disc %.4f (acc %.3f)%s%s',
-                 split, step, self._total_steps, metrics['loss'], metrics['gen_loss'],
-                 metrics['gen_accuracy'], metrics['disc_loss'], metrics['disc_accuracy'], rate, eta)
+    names = metrics if self._console is None else [n for n in self._console if n in metrics]
+    shown = ''.join(f'  {name} {metrics[name]:.4g}' for name in names if name != 'tokens_per_sec')
+    logging.info('%s step %d/%d%s%s%s', split, step, self._total_steps, shown, rate, eta)
 
   def close(self) -> None:
     if self._enabled:
       self._jsonl.close()
       self._tensorboard.close()
+
+
+class TrainLog:
+  """Step metrics -> their mean over every `every` steps, written with time per step and tokens/s.
+
+  Reading a step's metrics waits for that step, so loops pass step n's after dispatching step n+1.
+  """
+
+  def __init__(self, writer: MetricWriter, *, first_step: int, total_steps: int, every: int,
+               tokens_per_step: int):
+    self._writer = writer
+    self._first, self._total, self._every = first_step, total_steps, every
+    self._tokens_per_step = tokens_per_step
+    self._interval: list[dict] = []
+    self._time, self._step = time.perf_counter(), first_step
+
+  def record(self, done: int, metrics) -> None:
+    self._interval.append(jax.device_get(metrics))
+    now = time.perf_counter()
+    if done == self._first + 1:
+      logging.info('first step (compilation included) took %.1fs', now - self._time)
+    if done % self._every and done != self._total:
+      if done == self._first + 1:  # Time later intervals without the compilation.
+        self._time, self._step = now, done
+      return
+    seconds_per_step = (now - self._time) / (done - self._step)
+    means = {name: float(np.mean([m[name] for m in self._interval])) for name in self._interval[0]}
+    means['tokens_per_sec'] = self._tokens_per_step / seconds_per_step
+    self._writer.write(done, means, seconds_per_step=seconds_per_step)
+    self._interval.clear()
+    self._time, self._step = now, done
+
+  def exclude(self, seconds: float) -> None:
+    """Leaves time spent outside training (evaluation) out of the step time."""
+    self._time += seconds

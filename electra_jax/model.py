@@ -16,7 +16,7 @@ from flax import nnx
 import ml_collections
 
 
-def _dense(cfg, d_in: int, d_out: int, axes: tuple, rngs: nnx.Rngs) -> nnx.Linear:
+def dense(cfg, d_in: int, d_out: int, axes: tuple, rngs: nnx.Rngs) -> nnx.Linear:
   return nnx.Linear(
       d_in, d_out,
       kernel_init=nnx.with_partitioning(nnx.initializers.truncated_normal(cfg.initializer_range), axes),
@@ -64,7 +64,7 @@ class ResidualOutput(nnx.Module):
   """dense -> dropout -> LayerNorm(x + residual): HF's `attention.output` and `output` blocks."""
 
   def __init__(self, cfg, d_in: int, d_out: int, in_axis: str, rngs: nnx.Rngs):
-    self.dense = _dense(cfg, d_in, d_out, (in_axis, 'embed'), rngs)
+    self.dense = dense(cfg, d_in, d_out, (in_axis, 'embed'), rngs)
     self.LayerNorm = _layer_norm(cfg, d_out, rngs)  # pylint: disable=invalid-name
     self.dropout = nnx.Dropout(cfg.dropout_rate)
 
@@ -79,9 +79,9 @@ class Attention(nnx.Module):
   def __init__(self, cfg, hidden: int, heads: int, rngs: nnx.Rngs):
     self.num_heads = heads
     self.dropout_rate = cfg.attention_dropout_rate
-    self.query = _dense(cfg, hidden, hidden, ('embed', 'heads'), rngs)
-    self.key = _dense(cfg, hidden, hidden, ('embed', 'heads'), rngs)
-    self.value = _dense(cfg, hidden, hidden, ('embed', 'heads'), rngs)
+    self.query = dense(cfg, hidden, hidden, ('embed', 'heads'), rngs)
+    self.key = dense(cfg, hidden, hidden, ('embed', 'heads'), rngs)
+    self.value = dense(cfg, hidden, hidden, ('embed', 'heads'), rngs)
     self.output = ResidualOutput(cfg, hidden, hidden, 'heads', rngs)
 
   def __call__(self, x, attention_mask, *, deterministic, rngs):
@@ -102,7 +102,7 @@ class Intermediate(nnx.Module):
   """The FFN's expansion (HF `intermediate.dense`)."""
 
   def __init__(self, cfg, hidden: int, ffn: int, rngs: nnx.Rngs):
-    self.dense = _dense(cfg, hidden, ffn, ('embed', 'mlp'), rngs)
+    self.dense = dense(cfg, hidden, ffn, ('embed', 'mlp'), rngs)
 
   def __call__(self, x):
     return gelu(self.dense(x))
@@ -138,7 +138,7 @@ class ElectraModel(nnx.Module):
 
   def __init__(self, cfg, hidden: int, heads: int, ffn: int, num_layers: int, rngs: nnx.Rngs):
     self.embeddings_project = (
-        _dense(cfg, cfg.embedding_size, hidden, ('embed', 'heads'), rngs)
+        dense(cfg, cfg.embedding_size, hidden, ('embed', 'heads'), rngs)
         if cfg.embedding_size != hidden else None)
     self.encoder = Encoder(cfg, hidden, heads, ffn, num_layers, rngs)
 
@@ -152,7 +152,7 @@ class GeneratorPredictions(nnx.Module):
   """MLM head body: dense to the embedding size + GELU + LayerNorm."""
 
   def __init__(self, cfg, hidden: int, rngs: nnx.Rngs):
-    self.dense = _dense(cfg, hidden, cfg.embedding_size, ('heads', 'embed'), rngs)
+    self.dense = dense(cfg, hidden, cfg.embedding_size, ('heads', 'embed'), rngs)
     self.LayerNorm = _layer_norm(cfg, cfg.embedding_size, rngs)  # pylint: disable=invalid-name
 
   def __call__(self, x):
@@ -170,8 +170,8 @@ class DiscriminatorPredictions(nnx.Module):
   """dense + GELU + dense(1): one replaced-or-original logit per position."""
 
   def __init__(self, cfg, rngs: nnx.Rngs):
-    self.dense = _dense(cfg, cfg.hidden_size, cfg.hidden_size, ('embed', 'heads'), rngs)
-    self.dense_prediction = _dense(cfg, cfg.hidden_size, 1, ('heads', None), rngs)
+    self.dense = dense(cfg, cfg.hidden_size, cfg.hidden_size, ('embed', 'heads'), rngs)
+    self.dense_prediction = dense(cfg, cfg.hidden_size, 1, ('heads', None), rngs)
 
   def __call__(self, x):
     return self.dense_prediction(gelu(self.dense(x)))[..., 0]

@@ -4,12 +4,14 @@
 correction, and a learning rate that decays linearly from step 0 and is multiplied by the warmup ramp.
 """
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
+
+from electra_jax import sharding
 
 
 def learning_rate_schedule(train: ml_collections.ConfigDict) -> optax.Schedule:
@@ -54,7 +56,44 @@ def _scale_by_adam_without_bias_correction(b1: float, b2: float, eps: float):
   return optax.GradientTransformation(init, update)
 
 
-def create(train: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, optax.Schedule]:
+def scale_by_path(factor: Callable[[str], float]) -> optax.GradientTransformation:
+  """Multiplies each parameter's update by factor(its dotted path): per-parameter learning rates that
+  cost nothing at run time, since the factors are constants of the compiled step."""
+
+  def scale(updates, params=None):
+    del params
+    return jax.tree_util.tree_map_with_path(
+        lambda path, u: u * factor(sharding.dotted(path)), updates)
+
+  return optax.stateless(scale)
+
+
+def layerwise_decay(num_layers: int, decay: float, *, original: bool = False
+                    ) -> Callable[[str], float]:
+  """Learning-rate factor per parameter path of the fine-tuning model (finetune/model.py): the task
+  head at the full rate, each encoder layer one factor of `decay` below the layer above it, the
+  embeddings (and their projection) one below the first layer: decay^(n - i) for layer i of n,
+  decay^(n + 1) for the embeddings.
+
+  `original=True` reproduces google-research/electra, whose depths leave a gap under the head, so
+  every factor has one more decay: the top layer gets decay^2, the embeddings decay^(n + 2).
+  """
+  top = num_layers + (2 if original else 1)
+
+  def factor(path: str) -> float:
+    if path.startswith(('embeddings.', 'electra.embeddings_project.')):
+      return decay ** top
+    if path.startswith('electra.encoder.layer.'):
+      return decay ** (top - 1 - int(path.split('.')[3]))
+    return 1.0
+
+  return factor
+
+
+def create(train: ml_collections.ConfigDict, lr_factor: Callable[[str], float] | None = None
+           ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """The optimizer of `train` (a config.train section); `lr_factor` scales the learning rate per
+  parameter path (fine-tuning's layer-wise decay). The schedule is the unscaled rate."""
   schedule = learning_rate_schedule(train)
   scale_by_adam = (_scale_by_adam_without_bias_correction if train.original_optimizer
                    else optax.scale_by_adam)
@@ -63,5 +102,7 @@ def create(train: ml_collections.ConfigDict) -> tuple[optax.GradientTransformati
       scale_by_adam(train.adam_b1, train.adam_b2, train.adam_eps),
       optax.add_decayed_weights(train.weight_decay, mask=decay_mask),
       optax.scale_by_learning_rate(schedule),
+      # After weight decay, as in the original: the decay term is scaled with the rest of the update.
+      *([scale_by_path(lr_factor)] if lr_factor else []),
   )
   return tx, schedule

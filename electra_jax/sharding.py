@@ -53,8 +53,9 @@ def batch_axes(rules) -> tuple[str, ...]:
 
 
 def batch_sharding(mesh: Mesh, rules) -> NamedSharding:
-  """Examples split over the data-parallel axes; the sequence dimension stays whole."""
-  return NamedSharding(mesh, P(batch_axes(rules), None))
+  """Rows split over the data-parallel axes; every other dimension (sequence, labels) stays whole, so
+  the one sharding fits arrays of any rank."""
+  return NamedSharding(mesh, P(batch_axes(rules)))
 
 
 def param_partition_specs(abstract_variables, rules) -> dict:
@@ -81,10 +82,14 @@ def check_divisible(abstract_params: dict, specs: dict, mesh: Mesh) -> None:
       axes = axis_tuple(axes)
       shards = math.prod(mesh.shape[axis] for axis in axes)
       if dim % shards:
-        name = '.'.join(str(getattr(key, 'key', key)) for key in path)
-        raise UserError(f'parameter {name} of shape {param.shape} has a dimension of {dim} that '
+        raise UserError(f'parameter {dotted(path)} of shape {param.shape} has a dimension of {dim} that '
                           f'mesh axes {axes} ({shards} devices) cannot split evenly; change '
                           'config.mesh or the model sizes')
+
+
+def dotted(path) -> str:
+  """'electra.encoder.layer.3.attention.query.kernel' for a key path into a parameter dict."""
+  return '.'.join(str(getattr(key, 'key', key)) for key in path)
 
 
 def named(mesh: Mesh, specs):

@@ -1,5 +1,7 @@
-"""The sharded, jitted pieces of training: state creation and the pure RTD train step.
+"""The sharded, jitted pieces of training: state creation, the pure train step and the eval step.
 
+One machinery serves pre-training and fine-tuning: an `Objective` says which model to build and what
+loss to take of it; `build` places parameters and optimizer state on the mesh and compiles the steps.
 Parameters live in the train state as a plain nested dict (the pure form of the NNX model's state); the
 step rebuilds the module with `nnx.merge(graphdef, params)`, so it is an ordinary pure function of arrays
 that jit can shard, donate and compile once.
@@ -13,7 +15,7 @@ from flax import nnx, struct
 import ml_collections
 import optax
 
-from electra_jax import model, optimizer, rtd, sharding
+from electra_jax import model, rtd, sharding
 
 
 @struct.dataclass
@@ -23,20 +25,35 @@ class TrainState:
   opt_state: optax.OptState
 
 
+class Objective(NamedTuple):
+  """A model and what to compute with it."""
+  new_model: Callable[[jax.Array], nnx.Module]  # rng -> a freshly initialised module.
+  loss: Callable[..., tuple[jax.Array, dict]]  # (module, batch, rng, deterministic) -> (loss, metrics).
+  evaluate: Callable[..., Any]  # (module, batch, rng) -> a pytree of arrays, without dropout.
+
+
+def rtd_objective(config: ml_collections.ConfigDict) -> Objective:
+  """ELECTRA pre-training: generator + discriminator under the replaced-token-detection loss."""
+
+  def loss(module, batch, rng, deterministic):
+    return rtd.rtd_loss(module, batch, rng, config, deterministic=deterministic)
+
+  return Objective(
+      new_model=lambda rng: model.ElectraPretrainer(config.model, nnx.Rngs(params=rng)),
+      loss=loss,
+      evaluate=lambda module, batch, rng: loss(module, batch, rng, True)[1])
+
+
 class Training(NamedTuple):
   """Everything the loop needs, built once per (config, mesh)."""
   init: Callable[[jax.Array], TrainState]  # rng -> state, created directly in its sharded layout.
   train_step: Callable[..., tuple[TrainState, dict]]  # (state, batch, rng) -> (state, metrics).
-  eval_step: Callable[..., dict]  # (params, batch, rng) -> metrics, without dropout.
+  eval_step: Callable[..., Any]  # (params, batch, rng) -> Objective.evaluate's output, replicated.
   abstract_state: TrainState  # Shapes, dtypes and shardings of the state (for restoring checkpoints).
-  batch_sharding: jax.sharding.NamedSharding
+  batch_sharding: jax.sharding.NamedSharding  # For every array of a batch: rows split over data axes.
 
 
-def _new_model(config, rng) -> model.ElectraPretrainer:
-  return model.ElectraPretrainer(config.model, nnx.Rngs(params=rng))
-
-
-def make_train_step(graphdef, tx, schedule, config: ml_collections.ConfigDict):
+def make_train_step(graphdef, tx, schedule, loss: Callable):
   """Returns the pure function train_step(state, batch, rng) -> (state, metrics).
 
   `rng` is the run's base key; the step's key is fold_in(rng, state.step), so a resumed run draws
@@ -47,7 +64,7 @@ def make_train_step(graphdef, tx, schedule, config: ml_collections.ConfigDict):
     step_rng = jax.random.fold_in(rng, state.step)
 
     def loss_fn(params):
-      return rtd.rtd_loss(nnx.merge(graphdef, params), batch, step_rng, config, deterministic=False)
+      return loss(nnx.merge(graphdef, params), batch, step_rng, False)
 
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -59,24 +76,17 @@ def make_train_step(graphdef, tx, schedule, config: ml_collections.ConfigDict):
   return train_step
 
 
-def make_eval_step(graphdef, config: ml_collections.ConfigDict):
-  def eval_step(params, batch: dict[str, jax.Array], rng: jax.Array):
-    _, metrics = rtd.rtd_loss(nnx.merge(graphdef, params), batch, rng, config, deterministic=True)
-    return metrics
-
-  return eval_step
-
-
-def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Training:
-  tx, schedule = optimizer.create(config.train)
+def build(objective: Objective, tx: optax.GradientTransformation, schedule: optax.Schedule,
+          mesh: jax.sharding.Mesh, rules) -> Training:
+  """Compiles `objective` for `mesh`; `rules` (config.mesh.rules) map logical axes to mesh axes."""
 
   def init(rng) -> TrainState:
-    params = nnx.to_pure_dict(nnx.state(_new_model(config, rng), nnx.Param))
+    params = nnx.to_pure_dict(nnx.state(objective.new_model(rng), nnx.Param))
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
 
-  abstract_model = nnx.eval_shape(lambda: _new_model(config, jax.random.key(0)))
+  abstract_model = nnx.eval_shape(lambda: objective.new_model(jax.random.key(0)))
   graphdef, abstract_variables = nnx.split(abstract_model, nnx.Param)
-  param_specs = sharding.param_partition_specs(abstract_variables, config.mesh.rules)
+  param_specs = sharding.param_partition_specs(abstract_variables, rules)
   abstract = jax.eval_shape(init, jax.random.key(0))
   sharding.check_divisible(abstract.params, param_specs, mesh)
 
@@ -88,17 +98,21 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Trainin
       opt_state=optax.tree_map_params(tx, lambda _, s: s, abstract.opt_state, param_shardings,
                                       transform_non_params=lambda _: replicated),
   )
-  batch_sharding = sharding.batch_sharding(mesh, config.mesh.rules)
-  batch_shardings = {key: batch_sharding for key in ('input_ids', 'segment_ids', 'input_mask')}
+  batch_sharding = sharding.batch_sharding(mesh, rules)
 
+  def eval_step(params, batch, rng):
+    return objective.evaluate(nnx.merge(graphdef, params), batch, rng)
+
+  # A single sharding is a prefix of any batch dict: every array, whatever its keys and rank, is
+  # split by rows, so one build serves every task's batch layout.
   train_step = jax.jit(
-      make_train_step(graphdef, tx, schedule, config),
-      in_shardings=(state_shardings, batch_shardings, replicated),
+      make_train_step(graphdef, tx, schedule, objective.loss),
+      in_shardings=(state_shardings, batch_sharding, replicated),
       out_shardings=(state_shardings, replicated),
       donate_argnums=0)
   eval_step = jax.jit(
-      make_eval_step(graphdef, config),
-      in_shardings=(param_shardings, batch_shardings, replicated), out_shardings=replicated)
+      eval_step, in_shardings=(param_shardings, batch_sharding, replicated),
+      out_shardings=replicated)
   abstract_state = jax.tree.map(
       lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_shardings)
   return Training(

@@ -2,15 +2,19 @@
 
 import os
 import time
+from typing import Any, Callable
 
 from absl import logging
 import jax
 import ml_collections
 import numpy as np
 
-from electra_jax import checkpoint, data, sharding, step, validation
+from electra_jax import checkpoint, data, files, optimizer, sharding, step, validation
 from electra_jax.errors import UserError
-from electra_jax.metric_writer import MetricWriter
+from electra_jax.metric_writer import MetricWriter, TrainLog
+
+CONFIG_FILE = 'config.json'
+TOKENIZER_FILE = 'tokenizer.model'
 
 
 def _log_setup(config, mesh, training: step.Training) -> None:
@@ -23,6 +27,16 @@ def _log_setup(config, mesh, training: step.Training) -> None:
                config.data.max_seq_length, config.train.steps)
 
 
+def _record_run(workdir: str, config: ml_collections.ConfigDict, inputs: data.Data) -> None:
+  """Leaves in workdir what fine-tuning and export need besides the checkpoints: the resolved config
+  (model sizes, special ids) and the tokenizer, so that a workdir stands on its own."""
+  if jax.process_index() != 0:
+    return
+  files.write_atomically(os.path.join(workdir, CONFIG_FILE), config.to_json(indent=2))
+  if inputs.tokenizer is not None:
+    files.write_atomically(os.path.join(workdir, TOKENIZER_FILE), inputs.tokenizer.model_proto)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.TrainState:
   """Trains until config.train.steps, resuming from the newest checkpoint in workdir if there is one."""
   validation.validate(config, jax.device_count(), jax.process_count())
@@ -33,9 +47,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
   inputs = data.prepare(config, jax.process_index(), jax.process_count())
   config = inputs.config  # Special token ids now come from the tokenizer: check them again.
   validation.validate(config, jax.device_count(), jax.process_count())
+  _record_run(workdir, config, inputs)
   source = inputs.train
   mesh = sharding.make_mesh(config.mesh)
-  training = step.build(config, mesh)
+  training = step.build(step.rtd_objective(config), *optimizer.create(config.train), mesh,
+                        config.mesh.rules)
   _log_setup(config, mesh, training)
   checkpoints = checkpoint.Checkpoints(os.path.join(workdir, 'checkpoints'),
                                        every=config.train.checkpoint_every,
@@ -52,27 +68,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
 
   total = config.train.steps
   first = int(state.step)
-  writer = MetricWriter(workdir, first_step=first, total_steps=total)
-  tokens_per_step = config.train.batch_size * config.data.max_seq_length
-  interval: list[dict] = []
-  timer = {'time': time.perf_counter(), 'step': first}
-
-  def record(done: int, metrics) -> None:
-    """Reads one step's metrics (waiting for that step) and logs the interval's mean when due."""
-    interval.append(jax.device_get(metrics))
-    now = time.perf_counter()
-    if done == first + 1:
-      logging.info('first step (compilation included) took %.1fs', now - timer['time'])
-    if done % config.train.log_every and done != total:
-      if done == first + 1:  # Time later intervals without the compilation.
-        timer.update(time=now, step=done)
-      return
-    seconds_per_step = (now - timer['time']) / (done - timer['step'])
-    means = {name: float(np.mean([m[name] for m in interval])) for name in interval[0]}
-    means['tokens_per_sec'] = tokens_per_step / seconds_per_step
-    writer.write(done, means, seconds_per_step=seconds_per_step)
-    interval.clear()
-    timer.update(time=now, step=done)
+  writer = MetricWriter(workdir, first_step=first, total_steps=total,
+                        console=('loss', 'gen_loss', 'gen_accuracy', 'disc_loss', 'disc_accuracy'))
+  log = TrainLog(writer, first_step=first, total_steps=total, every=config.train.log_every,
+                 tokens_per_step=config.train.batch_size * config.data.max_seq_length)
 
   def evaluate(done: int, params) -> None:
     """RTD metrics on the fixed eval batches, with the same masks and samples every time."""
@@ -87,30 +86,38 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
     batch_metrics.append(jax.device_get(pending_eval))
     writer.write(done, {name: float(np.mean([m[name] for m in batch_metrics]))
                         for name in batch_metrics[0]}, split='eval')
-    timer['time'] += time.perf_counter() - started  # Keep tokens/s a training figure.
+    log.exclude(time.perf_counter() - started)  # Keep tokens/s a training figure.
 
-  eval_every = config.train.eval_every if inputs.eval else 0
-
-  # Step n's metrics are read after step n+1 is dispatched: the host never waits on an idle device,
-  # and at most two steps are in flight.
-  pending = None
-  for step_index in range(first, total):
-    batch = data.to_global(next(source), training.batch_sharding)
-    state, metrics = training.train_step(state, batch, step_rng)
-    if pending is not None:
-      record(*pending)
-    pending = (step_index + 1, metrics)
-    checkpoints.save(step_index + 1, state, source)
-    if eval_every and ((step_index + 1) % eval_every == 0 or step_index + 1 == total):
-      record(*pending)
-      pending = None
-      evaluate(step_index + 1, state.params)
-  if pending is not None:
-    record(*pending)
-
-  if checkpoints.latest_step() != int(state.step):
-    checkpoints.save(int(state.step), state, source, force=True)
+  state = run_steps(training, state, source, step_rng, total=total, log=log, checkpoints=checkpoints,
+                    evaluate=evaluate, eval_every=config.train.eval_every if inputs.eval else 0)
   checkpoints.close()
   writer.close()
   logging.info('done: step %d; checkpoints in %s', int(state.step), checkpoints.directory)
+  return state
+
+
+def run_steps(training: step.Training, state: step.TrainState, batches, rng: jax.Array, *,
+              total: int, log: TrainLog, checkpoints: checkpoint.Checkpoints,
+              evaluate: Callable[[int, Any], None] | None = None,
+              eval_every: int = 0) -> step.TrainState:
+  """Steps from state.step to `total`, checkpointing as due and always at the end; with eval_every,
+  calls evaluate(step, params) every eval_every steps and after the last."""
+  # Step n's metrics are read after step n+1 is dispatched: the host never waits on an idle device,
+  # and at most two steps are in flight.
+  pending = None
+  for step_index in range(int(state.step), total):
+    batch = data.to_global(next(batches), training.batch_sharding)
+    state, metrics = training.train_step(state, batch, rng)
+    if pending is not None:
+      log.record(*pending)
+    pending = (step_index + 1, metrics)
+    checkpoints.save(step_index + 1, state, batches)
+    if eval_every and ((step_index + 1) % eval_every == 0 or step_index + 1 == total):
+      log.record(*pending)
+      pending = None
+      evaluate(step_index + 1, state.params)
+  if pending is not None:
+    log.record(*pending)
+  if checkpoints.latest_step() != int(state.step):
+    checkpoints.save(int(state.step), state, batches, force=True)
   return state

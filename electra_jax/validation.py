@@ -64,6 +64,13 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, process_count:
   _require(train.learning_rate > 0, f'config.train.learning_rate={train.learning_rate} must be '
            'positive')
 
+  validate_batch_sizes(config, ('batch_size',), num_devices, process_count)
+
+
+def validate_batch_sizes(config: ml_collections.ConfigDict, names: tuple[str, ...],
+                         num_devices: int, process_count: int) -> None:
+  """The mesh rules are usable and each config.train.<name> splits evenly over the data-parallel
+  devices and the processes."""
   shape = dict(zip(sharding.MESH_AXES, sharding.mesh_shape(config.mesh, num_devices)))
   unknown = {axis for _, axes in config.mesh.rules
              for axis in sharding.axis_tuple(axes) if axis not in shape}
@@ -71,9 +78,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, process_count:
            f'are {", ".join(sharding.MESH_AXES)}')
   _require('batch' in dict(config.mesh.rules), "config.mesh.rules must map the logical axis 'batch'")
   data_parallel = math.prod(shape[axis] for axis in sharding.batch_axes(config.mesh.rules))
-  _require(train.batch_size % data_parallel == 0,
-           f'config.train.batch_size={train.batch_size} is not divisible by the {data_parallel} '
-           f'data-parallel devices (mesh {shape}); use a multiple of {data_parallel}')
-  _require(train.batch_size % process_count == 0,
-           f'config.train.batch_size={train.batch_size} is not divisible by the {process_count} '
-           'processes')
+  for name in names:
+    size = config.train[name]
+    _require(size > 0 and size % data_parallel == 0,
+             f'config.train.{name}={size} is not a positive multiple of the {data_parallel} '
+             f'data-parallel devices (mesh {shape}); use a multiple of {data_parallel}')
+    _require(size % process_count == 0,
+             f'config.train.{name}={size} is not divisible by the {process_count} processes')

@@ -14,6 +14,10 @@ from configs import tiny  # pylint: disable=g-import-not-at-top
 
 @pytest.fixture
 def config():
+  return small_config()
+
+
+def small_config():
   """configs/tiny.py shrunk further so that a step compiles in a few seconds."""
   c = tiny.get_config()
   c.model.vocab_size = 128
@@ -72,3 +76,18 @@ def plain_sentencepiece_model(prefix: str) -> str:
                                  model_prefix=prefix, vocab_size=20, hard_vocab_limit=False,
                                  minloglevel=2)
   return prefix + '.model'
+
+
+@pytest.fixture(scope='session')
+def pretrained_run(tmp_path_factory) -> str:
+  """The workdir of a short pre-training run on a generated text corpus (shared by the fine-tuning
+  tests): checkpoints/, config.json and tokenizer.model."""
+  from electra_jax import train  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp('pretrained')
+  c = small_config()
+  c.data.source = 'text:' + write_corpus(str(root / 'corpus'), documents=80)
+  c.data.data_dir = str(root / 'data')
+  c.data.eval_fraction = 0.0
+  c.train.steps, c.train.learning_rate, c.train.checkpoint_every = 6, 5e-4, 3
+  train.train_and_evaluate(c, str(root / 'run'))
+  return str(root / 'run')

@@ -25,9 +25,8 @@ class _Rows:
 
 
 def _batches(n=100, **kwargs):
-  args = dict(dataset_key='k', local_batch_size=8, max_length=12, seed=0, process_index=0,
-              process_count=1)
-  return pipeline.TrainBatches(_Rows(n), **{**args, **kwargs})
+  args = dict(dataset_key='k', local_batch_size=8, seed=0, process_index=0, process_count=1)
+  return pipeline.TrainBatches(n, pipeline.reader(_Rows(n), 12), **{**args, **kwargs})
 
 
 def test_batches_are_padded_and_masked():

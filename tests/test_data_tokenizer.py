@@ -51,3 +51,21 @@ def test_command_line_trains_a_tokenizer_and_reports_errors_in_one_line(tmp_path
   assert result.returncode == 1 and 'Traceback' not in result.stderr
   assert result.stderr.strip().splitlines()[-1].startswith('error: text:') and 'matches no files' \
       in result.stderr
+
+
+def test_offsets_are_the_characters_of_each_pieces_surface(tmp_path):
+  words = 'the model reads café über naïve Zoë Köln crème brûlée 日本語 東京 🙂 🚀'.split()
+  lines = [' '.join(words[(i * 7 + j) % len(words)] for j in range(i % 9 + 3)) for i in range(300)]
+  tok = tokenizer_lib.train(lines, 120, str(tmp_path / 'v'))
+  texts = ['Zoë reads crème brûlée in Köln.', '  日本語 model 🙂 reads  über', 'plain text', '',
+           'ﬁne ① x']  # The last has characters that NFKC normalisation expands or maps to [UNK].
+  encoded = tok.encode_with_offsets(texts)
+  assert [ids for ids, _ in encoded] == tok.encode(texts)
+  for text, (ids, spans), proto in zip(texts, encoded,
+                                       tok.processor.encode(texts, return_type='proto')):
+    assert len(spans) == len(ids)
+    assert [text[start:end] for start, end in spans] == [piece.surface for piece in proto.pieces]
+    assert all(0 <= start <= end <= len(text) for start, end in spans)
+    assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(spans, spans[1:]))
+  # A leading '▁' covers the space before its word.
+  assert ' brûlée' in [texts[0][start:end] for start, end in encoded[0][1]]

@@ -1,7 +1,10 @@
+from flax import nnx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from electra_jax import optimizer
+from electra_jax import optimizer, sharding
+from electra_jax.finetune.model import Finetuner
 
 
 def test_warmup_then_linear_decay_to_zero(config):
@@ -62,3 +65,52 @@ def test_gradients_are_clipped_to_the_global_norm_before_adam(config):
   params = {'a': jnp.zeros(4)}
   updates, _ = tx.update({'a': jnp.array([3.0, 4.0, 0.0, 0.0])}, tx.init(params), params)
   np.testing.assert_allclose(np.asarray(updates['a']) * -1e4, [0.6, 0.8, 0, 0], rtol=1e-3)
+
+
+def _finetuner_params(config, layers=3):
+  """Every parameter path of a fine-tuning model with `layers` layers and a projection."""
+  config.model.num_layers = layers
+  abstract = nnx.eval_shape(lambda: Finetuner(config.model, 'classification', 2, nnx.Rngs(0)))
+  params = nnx.to_pure_dict(nnx.state(abstract, nnx.Param))
+  return {sharding.dotted(path): leaf
+          for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
+
+
+def test_layerwise_decay_gives_each_layer_one_factor_less_than_the_one_above(config):
+  paths = _finetuner_params(config, layers=3)
+  correct = optimizer.layerwise_decay(3, 0.5)
+  original = optimizer.layerwise_decay(3, 0.5, original=True)
+  expected = {  # path prefix -> (exponent, original exponent)
+      'classifier.': (0, 0),
+      'electra.encoder.layer.2.': (1, 2),  # The top layer: the original's off-by-one gives it 2.
+      'electra.encoder.layer.1.': (2, 3),
+      'electra.encoder.layer.0.': (3, 4),
+      'electra.embeddings_project.': (4, 5),
+      'embeddings.': (4, 5),
+  }
+  for path in paths:
+    prefix = next(p for p in expected if path.startswith(p))
+    exponent, original_exponent = expected[prefix]
+    assert correct(path) == 0.5 ** exponent, path
+    assert original(path) == 0.5 ** original_exponent, path
+  assert any(p.startswith('electra.embeddings_project.') for p in paths)
+
+
+def test_the_optimizer_scales_each_update_by_its_factor(config):
+  config.train.learning_rate, config.train.warmup_steps, config.train.steps = 1.0, 0, 10
+  config.train.weight_decay = 0.1
+  params = {'embeddings': {'w': {'kernel': jnp.ones(3)}}, 'classifier': {'kernel': jnp.ones(3)},
+            'electra': {'encoder': {'layer': {'0': {'b': {'bias': jnp.ones(3)}}}}}}
+  grads = jax.tree.map(lambda p: jnp.full_like(p, 0.5), params)
+  plain, _ = optimizer.create(config.train)
+  factored, _ = optimizer.create(config.train, optimizer.layerwise_decay(1, 0.5))
+  reference = plain.update(grads, plain.init(params), params)[0]
+  scaled = factored.update(grads, factored.init(params), params)[0]
+  # One layer: head 1, layer 0 decay^1, embeddings decay^2; weight decay is scaled with the rest.
+  for path, factor in ((('classifier', 'kernel'), 1.0), (('embeddings', 'w', 'kernel'), 0.25),
+                       (('electra', 'encoder', 'layer', '0', 'b', 'bias'), 0.5)):
+    ref, got = reference, scaled
+    for key in path:
+      ref, got = ref[key], got[key]
+    np.testing.assert_allclose(got, factor * ref, rtol=1e-6)
+    assert np.all(np.asarray(ref) != 0)

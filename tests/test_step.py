@@ -3,12 +3,13 @@ from jax.sharding import PartitionSpec as P
 import numpy as np
 import pytest
 
-from electra_jax import data, sharding, step
+from electra_jax import data, optimizer, sharding, step
 
 
 def _run(config, devices, steps):
   mesh = sharding.make_mesh(config.mesh, devices)
-  training = step.build(config, mesh)
+  training = step.build(step.rtd_objective(config), *optimizer.create(config.train), mesh,
+                        config.mesh.rules)
   init_rng, step_rng = jax.random.split(jax.random.key(config.train.seed))
   state = training.init(init_rng)
   source = data.prepare(config).train

@@ -11,7 +11,7 @@ def test_presets_are_valid_on_eight_devices(preset):
 
 
 @pytest.mark.parametrize('change,message', [
-    (lambda c: setattr(c.train, 'batch_size', 12), 'not divisible by the 8 data-parallel'),
+    (lambda c: setattr(c.train, 'batch_size', 12), 'not a positive multiple of the 8 data-parallel'),
     (lambda c: setattr(c.data, 'max_seq_length', 64), 'max_position_embeddings=32'),
     (lambda c: setattr(c.model, 'embedding_sharing', 'tied'), "embedding_sharing='tied' is unknown"),
     (lambda c: (setattr(c.mesh, 'data', -1), setattr(c.mesh, 'fsdp', -1)), 'at most one'),

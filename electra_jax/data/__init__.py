@@ -34,11 +34,18 @@ class Data:
   config: ml_collections.ConfigDict  # The run's config, special ids set from the tokenizer.
   train: object
   eval: list[dict[str, np.ndarray]]
+  tokenizer: tokenizer_lib.Tokenizer | None  # None for the synthetic source, which has no text.
+
+
+def cache_dir(configured: str = '') -> str:
+  """Where built corpora, tokenizers and datasets are cached: `configured` (config.data.data_dir),
+  else $ELECTRA_JAX_DATA_DIR, else ~/.cache/electra_jax."""
+  return os.path.abspath(os.path.expanduser(
+      configured or os.environ.get('ELECTRA_JAX_DATA_DIR') or '~/.cache/electra_jax'))
 
 
 def data_dir(config: ml_collections.ConfigDict) -> str:
-  return os.path.abspath(os.path.expanduser(
-      config.data.data_dir or os.environ.get('ELECTRA_JAX_DATA_DIR') or '~/.cache/electra_jax'))
+  return cache_dir(config.data.data_dir)
 
 
 def load_corpus(config: ml_collections.ConfigDict) -> corpus.Corpus:
@@ -47,8 +54,7 @@ def load_corpus(config: ml_collections.ConfigDict) -> corpus.Corpus:
     return builtin.load(data_dir(config))
   if source.startswith('text:'):
     return corpus.from_text_files(source[len('text:'):])
-  tfds_dir = os.path.expanduser(config.data.tfds_data_dir or os.environ.get(
-      'TFDS_DATA_DIR', '~/tensorflow_datasets'))
+  tfds_dir = corpus.tfds_data_dir(config.data.tfds_data_dir)
   return corpus.from_tfds(source[len('tfds:'):], tfds_dir, config.data.tfds_text_feature)
 
 
@@ -74,9 +80,10 @@ def load_tokenizer(config: ml_collections.ConfigDict,
   return tokenizer
 
 
-def build(config: ml_collections.ConfigDict) -> tuple[str, ml_collections.ConfigDict]:
-  """Builds (or finds) the dataset for config; returns its directory and the config with the
-  tokenizer's special ids."""
+def build(config: ml_collections.ConfigDict
+          ) -> tuple[str, ml_collections.ConfigDict, tokenizer_lib.Tokenizer]:
+  """Builds (or finds) the dataset for config; returns its directory, the config with the
+  tokenizer's special ids, and the tokenizer."""
   text = load_corpus(config)
   tokenizer = load_tokenizer(config, text)
   config = config.copy_and_resolve_references()
@@ -87,7 +94,7 @@ def build(config: ml_collections.ConfigDict) -> tuple[str, ml_collections.Config
       corpus=text, tokenizer=tokenizer, max_length=config.data.max_seq_length,
       seed=config.data.build_seed, eval_fraction=config.data.eval_fraction,
       max_eval_examples=config.data.max_eval_examples, processes=config.data.build_processes)
-  return dataset.build(data_dir(config), plan), config
+  return dataset.build(data_dir(config), plan), config, tokenizer
 
 
 def prepare(config: ml_collections.ConfigDict, process_index: int = 0,
@@ -104,13 +111,14 @@ def prepare(config: ml_collections.ConfigDict, process_index: int = 0,
           process_count=process_count)
     held_out = synthetic(config.train.seed + 1)
     return Data(config, synthetic(config.train.seed),
-                [held_out.batch(i) for i in range(config.train.eval_batches)])
+                [held_out.batch(i) for i in range(config.train.eval_batches)], tokenizer=None)
 
-  path, config = build(config)
+  path, config, tokenizer = build(config)
   train_split = dataset.open_split(path, 'train')
   train = pipeline.TrainBatches(
-      train_split, dataset_key=os.path.basename(os.path.dirname(os.path.dirname(path))),
-      local_batch_size=local_batch, max_length=max_length, seed=config.train.seed,
+      len(train_split), pipeline.reader(train_split, max_length),
+      dataset_key=os.path.basename(os.path.dirname(os.path.dirname(path))),
+      local_batch_size=local_batch, seed=config.train.seed,
       process_index=process_index, process_count=process_count,
       read_threads=config.data.read_threads)
   eval_split = dataset.open_split(path, 'validation')
@@ -123,7 +131,7 @@ def prepare(config: ml_collections.ConfigDict, process_index: int = 0,
   if config.train.eval_every and not eval_batches:
     logging.warning('no evaluation: the validation split has fewer than %d examples (one batch)',
                     config.train.batch_size)
-  return Data(config, train, eval_batches)
+  return Data(config, train, eval_batches, tokenizer)
 
 
 def to_global(local_batch: dict[str, np.ndarray], sharding: jax.sharding.Sharding) -> dict:

@@ -43,9 +43,10 @@ def _repeat_builtin(directory: str, text_mb: float) -> corpus.Corpus:
 def _load_tokens_per_sec(path: str) -> float:
   mesh = sharding.make_mesh(ml_collections.ConfigDict({'data': -1, 'fsdp': 1, 'tensor': 1}))
   batch_sharding = sharding.batch_sharding(mesh, (('batch', ('data',)),))
+  split = dataset.open_split(path, 'train')
   batches = pipeline.TrainBatches(
-      dataset.open_split(path, 'train'), dataset_key='bench', local_batch_size=_BATCH_SIZE.value,
-      max_length=_SEQ_LEN.value, seed=0, process_index=0, process_count=1, read_threads=1)
+      len(split), pipeline.reader(split, _SEQ_LEN.value), dataset_key='bench',
+      local_batch_size=_BATCH_SIZE.value, seed=0, process_index=0, process_count=1, read_threads=1)
   for _ in range(10):  # Warm up the prefetch buffer and the transfer path.
     jax.block_until_ready(to_global(next(batches), batch_sharding))
   start = time.perf_counter()

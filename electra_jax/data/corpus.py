@@ -79,7 +79,12 @@ def from_text_files(pattern: str, name: str | None = None) -> Corpus:
   return Corpus(name, fingerprint, tasks, total)
 
 
-def _tfds_dataset_dir(name: str, data_dir: str) -> str:
+def tfds_data_dir(configured: str) -> str:
+  """A config's tfds_data_dir, or TFDS's own default."""
+  return os.path.expanduser(configured or os.environ.get('TFDS_DATA_DIR', '~/tensorflow_datasets'))
+
+
+def tfds_dataset_dir(name: str, data_dir: str) -> str:
   """The prepared directory of `name` ('dataset[/config][:version]') in data_dir, without downloads."""
   name, _, version = name.partition(':')
   base = os.path.join(data_dir, name)
@@ -90,22 +95,37 @@ def _tfds_dataset_dir(name: str, data_dir: str) -> str:
   if not versions or not os.path.exists(os.path.join(base, versions[-1], 'dataset_info.json')):
     raise UserError(f'tfds:{name} is not prepared in {data_dir} (nothing is downloaded); prepare it '
                     f'there first (e.g. `tfds build {name.split("/")[0]} --data_dir={data_dir} '
-                    '--file_format=array_record`) or set --config.data.tfds_data_dir')
+                    '--file_format=array_record`) or set the config\'s tfds_data_dir')
   return os.path.join(base, versions[-1])
 
 
-def from_tfds(name: str, data_dir: str, text_feature: str) -> Corpus:
-  """The 'train' split of a prepared TFDS text dataset; each record is one document."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (heavy; only this source)
-  directory = _tfds_dataset_dir(name, data_dir)
-  with open(os.path.join(directory, 'dataset_info.json'), encoding='utf-8') as f:
-    info_json = f.read()
+def tfds_builder(name: str, data_dir: str):
+  """The TFDS builder of `name` prepared in data_dir as array_record, the format that reads without
+  TensorFlow; UserError otherwise."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (heavy; only for tfds)
+  directory = tfds_dataset_dir(name, data_dir)
   builder = tfds.builder_from_directory(directory)
   if builder.info.file_format != tfds.core.FileFormat.ARRAY_RECORD:
     raise UserError(f'tfds:{name} in {directory} is stored as {builder.info.file_format.value}, '
                     'which needs TensorFlow to read; rebuild it as array_record: `tfds build '
                     f'{name.split("/")[0]} --file_format=array_record` or `tfds convert_format '
                     f'--dataset_dir={directory} --out_file_format=array_record`')
+  return builder
+
+
+def tfds_split(builder, name: str, split: str):
+  """A random-access source of one split's records; UserError naming the splits that exist."""
+  if split not in builder.info.splits:
+    raise UserError(f'tfds:{name} has no split {split!r} (it has {", ".join(builder.info.splits)})')
+  return builder.as_data_source(split=split)
+
+
+def from_tfds(name: str, data_dir: str, text_feature: str) -> Corpus:
+  """The 'train' split of a prepared TFDS text dataset; each record is one document."""
+  builder = tfds_builder(name, data_dir)
+  directory = tfds_dataset_dir(name, data_dir)
+  with open(os.path.join(directory, 'dataset_info.json'), encoding='utf-8') as f:
+    info_json = f.read()
   if text_feature not in builder.info.features:
     raise UserError(f'tfds:{name} has no feature {text_feature!r} (it has '
                     f'{", ".join(builder.info.features)}); set --config.data.tfds_text_feature')

@@ -6,13 +6,15 @@ form the global batch, and the whole order is a function of (seed, step): the it
 index, which the checkpoint stores next to the model.
 """
 
+from typing import Callable
+
 import grain
 import numpy as np
 
 from electra_jax.errors import UserError
 
 
-def _reader(source, max_length: int):
+def reader(source, max_length: int) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
   """Indices -> one padded batch. Reading a batch of records in one call is several times faster than
   grain batching single records."""
 
@@ -31,19 +33,21 @@ def _reader(source, max_length: int):
 
 
 class TrainBatches:
-  """Endless process-local batches of the train split; `get_state`/`set_state` for checkpoints."""
+  """Endless process-local batches of `num_examples` examples; `read` turns a batch's example
+  indices into arrays (`reader` for a built split; fine-tuning indexes arrays in memory).
+  `get_state`/`set_state` for checkpoints."""
 
-  def __init__(self, source, *, dataset_key: str, local_batch_size: int, max_length: int,
-               seed: int, process_index: int, process_count: int, read_threads: int = 1,
-               prefetch: int = 4):
+  def __init__(self, num_examples: int, read: Callable[[np.ndarray], dict[str, np.ndarray]], *,
+               dataset_key: str, local_batch_size: int, seed: int, process_index: int,
+               process_count: int, read_threads: int = 1, prefetch: int = 4):
     self._dataset_key = dataset_key
-    self.num_examples = len(source)
-    dataset = (grain.MapDataset.range(len(source))
+    self.num_examples = num_examples
+    dataset = (grain.MapDataset.range(num_examples)
                .shuffle(seed=seed)
                .repeat()
                [process_index::process_count]
                .batch(local_batch_size, drop_remainder=True)
-               .map(_reader(source, max_length)))
+               .map(read))
     self._iterator = iter(dataset.to_iter_dataset(
         grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=prefetch)))
 
@@ -70,7 +74,7 @@ def eval_batches(source, *, local_batch_size: int, max_length: int, process_inde
   evaluation, so that eval metrics are comparable across steps and runs."""
   dataset = (grain.MapDataset.range(len(source))[process_index::process_count]
              .batch(local_batch_size, drop_remainder=True)
-             .map(_reader(source, max_length)))
+             .map(reader(source, max_length)))
   # Counted globally: every process must run the same number of eval steps.
   count = min(max_batches, len(source) // (local_batch_size * process_count))
   return [dataset[i] for i in range(count)]

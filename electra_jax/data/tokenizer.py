@@ -15,8 +15,10 @@ import sys
 from typing import Iterable
 
 from absl import app, flags, logging
+import numpy as np
 import sentencepiece as spm
 
+from electra_jax import files
 from electra_jax.data import corpus
 from electra_jax.errors import UserError
 
@@ -42,6 +44,30 @@ class Tokenizer:
 
   def encode(self, lines: list[str]) -> list[list[int]]:
     return self.processor.encode(lines)
+
+  def encode_with_offsets(self, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """Per text, the token ids and each token's [start, end) character span in the text.
+
+    A span covers the token's surface as sentencepiece aligns it: it may be empty (a lone '▁') or
+    begin with the space that a leading '▁' stands for.
+    """
+    encoded = []
+    for text, proto in zip(texts, self.processor.encode(texts, return_type='proto')):
+      ids = [piece.id for piece in proto.pieces]
+      spans = [(piece.begin, piece.end) for piece in proto.pieces]
+      if spans and not text.isascii():
+        spans = _byte_to_char_spans(text, spans)
+      encoded.append((ids, spans))
+    return encoded
+
+
+def _byte_to_char_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+  """Sentencepiece's offsets count UTF-8 bytes; Python strings index characters."""
+  codepoints = np.frombuffer(text.encode('utf-32-le'), np.uint32)
+  utf8_lengths = 1 + (codepoints >= 0x80) + (codepoints >= 0x800) + (codepoints >= 0x10000)
+  char_starts = np.concatenate([[0], np.cumsum(utf8_lengths)])  # In bytes, and the end.
+  chars = np.searchsorted(char_starts, np.asarray(spans)).tolist()
+  return [(start, end) for start, end in chars]
 
 
 def from_proto(model_proto: bytes, name: str = 'the tokenizer') -> Tokenizer:
@@ -92,16 +118,9 @@ def train(lines: Iterable[str], vocab_size: int, output_prefix: str) -> Tokenize
   os.makedirs(os.path.dirname(os.path.abspath(output_prefix)), exist_ok=True)
   vocab = ''.join(f'{tokenizer.processor.id_to_piece(i)}\t{tokenizer.processor.get_score(i)}\n'
                   for i in range(tokenizer.vocab_size))
-  _write_atomically(output_prefix + '.vocab', vocab.encode('utf-8'))
-  _write_atomically(output_prefix + '.model', tokenizer.model_proto)  # Last: its presence = done.
+  files.write_atomically(output_prefix + '.vocab', vocab.encode('utf-8'))
+  files.write_atomically(output_prefix + '.model', tokenizer.model_proto)  # Last: its presence = done.
   return tokenizer
-
-
-def _write_atomically(path: str, data: bytes) -> None:
-  tmp = f'{path}.tmp{os.getpid()}'
-  with open(tmp, 'wb') as f:
-    f.write(data)
-  os.replace(tmp, path)
 
 
 def corpus_lines(c: corpus.Corpus):

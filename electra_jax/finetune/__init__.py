@@ -1,0 +1,1 @@
+"""Fine-tuning a pre-trained discriminator: classification, regression, extractive QA, tagging."""

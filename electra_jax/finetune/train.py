@@ -1,0 +1,230 @@
+"""The fine-tuning loop, top to bottom: open the pre-training run, read the task, then for every seed
+load the encoder, train, predict and score; finally report each seed and the median.
+
+It runs on pre-training's machinery: `step.build` compiles the model and loss for the mesh, and
+`train.run_steps` steps, logs and checkpoints, so a fine-tuning run resumes like a pre-training one.
+"""
+
+import json
+import math
+import os
+
+from absl import logging
+from flax import nnx
+import jax
+import ml_collections
+import numpy as np
+
+from electra_jax import checkpoint, data, files, optimizer, sharding, step, train, validation
+from electra_jax.data import pipeline
+from electra_jax.errors import UserError
+from electra_jax.finetune import classification, losses, pretrained, qa, tagging, tasks
+from electra_jax.finetune.model import Finetuner
+from electra_jax.metric_writer import MetricWriter, TrainLog
+
+CONFIG_FILE = 'finetune_config.json'
+RESULTS_FILE = 'results.json'
+
+
+def _seeds(config: ml_collections.ConfigDict) -> list[int]:
+  try:
+    seeds = [int(s) for s in str(config.seeds).split(',') if s.strip()]
+  except ValueError as e:
+    raise UserError(f'config.seeds={config.seeds!r} must be integers, comma-separated') from e
+  if not seeds or len(set(seeds)) != len(seeds):
+    raise UserError(f'config.seeds={config.seeds!r} must name one or more distinct seeds')
+  return seeds
+
+
+def _validate(config: ml_collections.ConfigDict, model_config: ml_collections.ConfigDict) -> None:
+  if config.kind not in tasks.KINDS:
+    raise UserError(f'config.kind={config.kind!r} is unknown; use one of {", ".join(tasks.KINDS)}')
+  if not 8 <= config.max_seq_length <= model_config.max_position_embeddings:
+    raise UserError(f'config.max_seq_length={config.max_seq_length} must be between 8 and the '
+                    f'model\'s max_position_embeddings={model_config.max_position_embeddings}')
+  t = config.train
+  for name in ('epochs', 'learning_rate', 'layerwise_lr_decay'):
+    if t[name] < 0:
+      raise UserError(f'config.train.{name}={t[name]} must not be negative (0 = the paper\'s)')
+  if not 0 <= t.warmup_fraction < 1 or t.layerwise_lr_decay > 1:
+    raise UserError('config.train.warmup_fraction must be in [0, 1) and layerwise_lr_decay in [0, 1]')
+  for name in ('log_every', 'checkpoint_every'):
+    if t[name] <= 0:
+      raise UserError(f'config.train.{name}={t[name]} must be positive')
+  validation.validate_batch_sizes(config, ('batch_size', 'eval_batch_size'), jax.device_count(),
+                                  jax.process_count())
+
+
+def _claim_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Records the config in workdir; a rerun resumes only with the same one (seeds may change)."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f'--workdir={workdir} exists and is not a directory')
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, CONFIG_FILE)
+  current = {k: v for k, v in json.loads(config.to_json()).items() if k != 'seeds'}
+  if os.path.exists(path):
+    with open(path, encoding='utf-8') as f:
+      earlier = json.load(f)
+    changed = sorted(k for k in current.keys() | earlier.keys() if current.get(k) != earlier.get(k))
+    if changed:
+      raise UserError(f'--workdir={workdir} holds a fine-tuning run with another config (it differs '
+                      f'in {", ".join(changed)}); use a new --workdir')
+  elif jax.process_index() == 0:
+    files.write_atomically(path, json.dumps(current, indent=2))
+
+
+def _load_task(config, tokenizer) -> tasks.TaskData:
+  if config.kind == 'qa':
+    return qa.load(config, tokenizer)
+  if config.kind == 'tagging':
+    return tagging.load(config, tokenizer)
+  return classification.load(config, tokenizer)
+
+
+def _resolve_train(config, task: tasks.TaskData, model_config) -> ml_collections.ConfigDict:
+  """config.train with the paper's defaults filled in and the step counts derived from epochs."""
+  t = ml_collections.ConfigDict(config.train.to_dict())
+  t.epochs = t.epochs or task.epochs
+  hidden = model_config.hidden_size
+  t.learning_rate = t.learning_rate or (3e-4 if hidden <= 256 else 1e-4 if hidden <= 768 else 5e-5)
+  t.layerwise_lr_decay = t.layerwise_lr_decay or (0.9 if model_config.num_layers >= 24 else 0.8)
+  rows = len(task.train['input_ids'])
+  t.steps = max(1, int(t.epochs * rows / t.batch_size))
+  t.warmup_steps = int(t.warmup_fraction * t.steps)
+  logging.info('%s: %d train and %d eval rows; %g epochs = %d steps of %d (warmup %d); learning '
+               'rate %g, layer-wise decay %g%s', task.name, rows, len(task.eval['input_ids']),
+               t.epochs, t.steps, t.batch_size, t.warmup_steps, t.learning_rate,
+               t.layerwise_lr_decay, ' (original off-by-one)' if t.original_layer_decay else '')
+  return t
+
+
+def _objective(model_config, task: tasks.TaskData) -> step.Objective:
+  loss_of = losses.for_head(task.head, task.answerable_weight)
+
+  def loss(module, batch, rng, deterministic):
+    rngs = None if deterministic else nnx.Rngs(dropout=rng)
+    return loss_of(module(batch, deterministic=deterministic, rngs=rngs), batch)
+
+  def evaluate(module, batch, rng):
+    del rng
+    outputs = losses.predictions(task.head, module(batch, deterministic=True))
+    return {**outputs, 'index': batch['index']}
+
+  return step.Objective(
+      new_model=lambda rng: Finetuner(model_config, task.head, task.num_outputs,
+                                      nnx.Rngs(params=rng)),
+      loss=loss, evaluate=evaluate)
+
+
+def _predict(training: step.Training, params, arrays: dict[str, np.ndarray],
+             batch_size: int) -> dict[str, np.ndarray]:
+  """Model outputs for every row of `arrays`, in row order. The last batch is padded with empty
+  rows (index -1), which are dropped."""
+  rows = len(arrays['input_ids'])
+  padded = math.ceil(rows / batch_size) * batch_size
+  arrays = {**arrays, 'index': np.arange(rows, dtype=np.int32)}
+  arrays = {key: np.concatenate([value, np.full((padded - rows, *value.shape[1:]),
+                                                -1 if key == 'index' else 0, value.dtype)])
+            for key, value in arrays.items()}
+  local = batch_size // jax.process_count()
+  outputs, pending = [], None
+  for first in range(jax.process_index() * local, padded, batch_size):
+    batch = {key: value[first:first + local] for key, value in arrays.items()}
+    result = training.eval_step(params, data.to_global(batch, training.batch_sharding),
+                                jax.random.key(0))
+    if pending is not None:
+      outputs.append(jax.device_get(pending))
+    pending = result
+  outputs.append(jax.device_get(pending))
+  merged = {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
+  order = merged.pop('index')
+  keep = order >= 0
+  position = np.argsort(order[keep])
+  return {key: value[keep][position] for key, value in merged.items()}
+
+
+def _run_seed(seed: int, config, train_config, task: tasks.TaskData, training: step.Training,
+              source: pretrained.Pretrained, seed_dir: str) -> dict[str, float]:
+  results_path = os.path.join(seed_dir, RESULTS_FILE)
+  if os.path.exists(results_path):
+    logging.info('seed %d: finished earlier (%s)', seed, results_path)
+    with open(results_path, encoding='utf-8') as f:
+      return json.load(f)
+  os.makedirs(seed_dir, exist_ok=True)
+  rows = task.train
+  batches = pipeline.TrainBatches(
+      len(rows['input_ids']), lambda indices: {key: value[indices] for key, value in rows.items()},
+      dataset_key=task.fingerprint, local_batch_size=train_config.batch_size // jax.process_count(),
+      seed=seed, process_index=jax.process_index(), process_count=jax.process_count())
+  checkpoints = checkpoint.Checkpoints(os.path.join(seed_dir, 'checkpoints'),
+                                       every=train_config.checkpoint_every, keep=1)
+  init_rng, step_rng = jax.random.split(jax.random.key(seed))
+  restored = checkpoints.restore_latest(training.abstract_state)
+  if restored is not None:
+    state, data_state = restored
+    batches.set_state(data_state)
+    logging.info('seed %d: resumed at step %d', seed, int(state.step))
+  else:
+    state = training.init(init_rng)
+    if not config.from_scratch:
+      encoder = pretrained.restore_encoder(source, training.abstract_state.params)
+      state = state.replace(params={**state.params, **encoder})
+
+  writer = MetricWriter(seed_dir, first_step=int(state.step), total_steps=train_config.steps)
+  log = TrainLog(writer, first_step=int(state.step), total_steps=train_config.steps,
+                 every=train_config.log_every,
+                 tokens_per_step=train_config.batch_size * config.max_seq_length)
+  state = train.run_steps(training, state, batches, step_rng, total=train_config.steps, log=log,
+                          checkpoints=checkpoints)
+  checkpoints.close()
+  results, predictions = task.score(_predict(training, state.params, task.eval,
+                                             train_config.eval_batch_size))
+  writer.write(train_config.steps, results, split='eval')
+  writer.close()
+  if jax.process_index() == 0:
+    files.write_atomically(os.path.join(seed_dir, task.predictions_file), predictions)
+    files.write_atomically(results_path, json.dumps(results, indent=2))  # Last: marks the seed done.
+  return results
+
+
+def finetune(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+  """Fine-tunes every seed of config.seeds into workdir/seed_<n>/ and returns the median metrics,
+  also written to workdir/results.json with the median seed's predictions beside it."""
+  seeds = _seeds(config)
+  source = pretrained.open_workdir(config.init_checkpoint)
+  model_config = source.config.model
+  _validate(config, model_config)
+  _claim_workdir(workdir, config)
+  task = _load_task(config, source.tokenizer)
+  train_config = _resolve_train(config, task, model_config)
+  mesh = sharding.make_mesh(config.mesh)
+  lr_factor = optimizer.layerwise_decay(model_config.num_layers, train_config.layerwise_lr_decay,
+                                        original=train_config.original_layer_decay)
+  training = step.build(_objective(model_config, task),
+                        *optimizer.create(train_config, lr_factor), mesh, config.mesh.rules)
+  logging.info('%s from %s (%s)', 'random weights' if config.from_scratch else 'encoder',
+               source.directory, 'the baseline without pre-training' if config.from_scratch else
+               'generator and optimizer state left out')
+
+  per_seed = {}
+  for seed in seeds:
+    per_seed[seed] = _run_seed(seed, config, train_config, task, training, source,
+                               os.path.join(workdir, f'seed_{seed}'))
+    logging.info('seed %d: %s', seed, _format(per_seed[seed]))
+  median = {name: float(np.median([r[name] for r in per_seed.values()]))
+            for name in per_seed[seeds[0]]}
+  # The seed at the median of the main metric (the lower middle for an even count) lends its
+  # predictions, so that the predictions file matches a reported run.
+  ranked = sorted(seeds, key=lambda s: per_seed[s][task.main_metric])
+  median_seed = ranked[(len(ranked) - 1) // 2]
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, f'seed_{median_seed}', task.predictions_file), 'rb') as f:
+      files.write_atomically(os.path.join(workdir, task.predictions_file), f.read())
+    files.write_atomically(os.path.join(workdir, RESULTS_FILE), json.dumps(median, indent=2))
+  logging.info('median of %d seed(s): %s; predictions of seed %d in %s', len(seeds),
+               _format(median), median_seed, os.path.join(workdir, task.predictions_file))
+  return median
+
+
+def _format(results: dict[str, float]) -> str:
+  return '  '.join(f'{name} {value:.4f}' for name, value in results.items())

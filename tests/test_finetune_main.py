@@ -1,0 +1,41 @@
+"""python -m electra_jax.finetune, run as a user runs it: a subprocess from the repository root."""
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.test_finetune_train import _keyword_task
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _finetune(*args):
+  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
+  return subprocess.run([sys.executable, '-m', 'electra_jax.finetune', *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_fine_tunes_seeds_from_the_command_line(pretrained_run, tmp_path):
+  train_file, eval_file = _keyword_task(str(tmp_path), train_rows=64, eval_rows=32)
+  workdir = str(tmp_path / 'run')
+  run = _finetune('--config=configs/finetune/classification.py', f'--workdir={workdir}',
+                  f'--config.init_checkpoint={pretrained_run}', f'--config.train_file={train_file}',
+                  f'--config.eval_file={eval_file}', '--config.max_seq_length=32',
+                  '--config.seeds=3,4', '--config.train.epochs=1')
+  assert run.returncode == 0, run.stderr
+  assert 'seed 3: accuracy' in run.stderr and 'median of 2 seed(s)' in run.stderr
+  assert 'orbax' not in run.stderr.lower()
+  with open(os.path.join(workdir, 'results.json'), encoding='utf-8') as f:
+    assert set(json.load(f)) == {'accuracy', 'f1', 'mcc'}
+  assert sorted(os.listdir(workdir)) == ['finetune_config.json', 'predictions.jsonl',
+                                         'results.json', 'seed_3', 'seed_4']
+
+
+def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path):
+  run = _finetune('--config=configs/finetune/classification.py', f'--workdir={tmp_path / "run"}',
+                  f'--config.init_checkpoint={tmp_path}')
+  assert run.returncode == 1
+  assert run.stderr.strip().splitlines()[-1].startswith('error: config.init_checkpoint=')
+  assert 'Traceback' not in run.stderr
+  assert not os.path.exists(tmp_path / 'run' / 'results.json')

@@ -1,0 +1,197 @@
+import csv
+import json
+import os
+import random
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from configs.finetune import classification, qa as qa_config, tagging as tagging_config
+from electra_jax import checkpoint, optimizer, sharding, step
+from electra_jax.errors import UserError
+from electra_jax.finetune import pretrained, train
+from tests.conftest import _WORDS
+
+
+def _write_csv(path, rows):
+  with open(path, 'w', encoding='utf-8', newline='') as f:
+    writer = csv.DictWriter(f, fieldnames=['text', 'label'])
+    writer.writeheader()
+    writer.writerows(rows)
+  return str(path)
+
+
+def _keyword_task(directory, train_rows=384, eval_rows=128):
+  """Label 'yes' when the text contains the word 'generator': learnable from the tokens alone."""
+  rng = random.Random(0)
+  others = [w for w in _WORDS if w != 'generator']
+
+  def rows(n):
+    result = []
+    for i in range(n):
+      words = [rng.choice(others) for _ in range(rng.randint(4, 12))]
+      if i % 2:
+        words[rng.randrange(len(words))] = 'generator'
+      result.append({'text': ' '.join(words), 'label': 'yes' if i % 2 else 'no'})
+    return result
+
+  return (_write_csv(os.path.join(directory, 'train.csv'), rows(train_rows)),
+          _write_csv(os.path.join(directory, 'dev.csv'), rows(eval_rows)))
+
+
+@pytest.fixture
+def finetune_config(pretrained_run, tmp_path):
+  c = classification.get_config()
+  c.init_checkpoint = pretrained_run
+  c.train_file, c.eval_file = _keyword_task(str(tmp_path))
+  c.max_seq_length = 32
+  c.train.eval_batch_size = 64
+  c.train.log_every = 10
+  return c
+
+
+def test_a_learnable_task_reaches_high_accuracy_and_writes_results(finetune_config, tmp_path):
+  finetune_config.train.epochs = 8
+  finetune_config.train.learning_rate = 1e-3
+  workdir = str(tmp_path / 'run')
+  results = train.finetune(finetune_config, workdir)
+  assert set(results) == {'accuracy', 'f1', 'mcc'}
+  assert results['accuracy'] >= 0.9, results
+  with open(os.path.join(workdir, 'results.json'), encoding='utf-8') as f:
+    assert json.load(f) == results
+  with open(os.path.join(workdir, 'predictions.jsonl'), encoding='utf-8') as f:
+    predictions = [json.loads(line) for line in f]
+  assert len(predictions) == 128 and [p['index'] for p in predictions] == list(range(128))
+  assert np.mean([p['prediction'] == p['label'] for p in predictions]) == results['accuracy']
+  with open(os.path.join(workdir, 'seed_0', 'metrics.jsonl'), encoding='utf-8') as f:
+    records = [json.loads(line) for line in f]
+  assert records[-1] == {'step': 96, 'split': 'eval', **results}  # 8 epochs x 384 rows / 32.
+  assert os.listdir(os.path.join(workdir, 'seed_0', 'checkpoints')) == ['96']
+
+
+def test_seeds_report_the_median_and_a_rerun_reuses_finished_seeds(finetune_config, tmp_path,
+                                                                   monkeypatch):
+  finetune_config.train.epochs = 0.25  # 3 steps: the seeds disagree.
+  finetune_config.seeds = '0,1,2'
+  workdir = str(tmp_path / 'run')
+  median = train.finetune(finetune_config, workdir)
+  per_seed = []
+  for seed in (0, 1, 2):
+    with open(os.path.join(workdir, f'seed_{seed}', 'results.json'), encoding='utf-8') as f:
+      per_seed.append(json.load(f))
+  assert median == {k: float(np.median([r[k] for r in per_seed])) for k in median}
+  middle = sorted(range(3), key=lambda s: per_seed[s]['accuracy'])[1]
+  with open(os.path.join(workdir, 'predictions.jsonl'), encoding='utf-8') as a, open(
+      os.path.join(workdir, f'seed_{middle}', 'predictions.jsonl'), encoding='utf-8') as b:
+    assert a.read() == b.read()
+
+  monkeypatch.setattr(train.train, 'run_steps', lambda *a, **k: pytest.fail('trained again'))
+  assert train.finetune(finetune_config, workdir) == median
+
+  finetune_config.train.learning_rate = 1e-5
+  with pytest.raises(UserError, match='holds a fine-tuning run with another config.*train'):
+    train.finetune(finetune_config, workdir)
+
+
+def test_from_scratch_never_reads_the_pretrained_weights(finetune_config, tmp_path, monkeypatch):
+  finetune_config.from_scratch = True
+  finetune_config.train.epochs = 0.1
+  monkeypatch.setattr(pretrained, 'restore_encoder', lambda *a: pytest.fail('weights were read'))
+  assert 'accuracy' in train.finetune(finetune_config, str(tmp_path / 'run'))
+
+
+def test_the_encoder_is_the_pretrained_discriminator(finetune_config, pretrained_run):
+  """Embeddings and discriminator encoder arrive unchanged; the generator is not part of it."""
+  source = pretrained.open_workdir(pretrained_run)
+  mesh = sharding.make_mesh(finetune_config.mesh)
+  task = train._load_task(finetune_config, source.tokenizer)  # pylint: disable=protected-access
+  tuned = step.build(train._objective(source.config.model, task),  # pylint: disable=protected-access
+                     *optimizer.create(train._resolve_train(  # pylint: disable=protected-access
+                         finetune_config, task, source.config.model)), mesh,
+                     finetune_config.mesh.rules)
+  encoder = pretrained.restore_encoder(source, tuned.abstract_state.params)
+
+  pretraining = step.build(step.rtd_objective(source.config), *optimizer.create(
+      source.config.train), mesh, finetune_config.mesh.rules)
+  saved = checkpoint.Checkpoints(os.path.join(pretrained_run, 'checkpoints'), every=1, keep=1,
+                                 read_only=True)
+  state, _ = saved.restore_latest(pretraining.abstract_state)
+  saved.close()
+  expected = {'embeddings': state.params['embeddings'],
+              'electra': state.params['discriminator']['electra']}
+  assert jax.tree.structure(encoder) == jax.tree.structure(expected)
+  for a, b in zip(jax.tree.leaves(encoder), jax.tree.leaves(expected)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert set(tuned.abstract_state.params) == {'embeddings', 'electra', 'classifier'}
+
+
+def test_a_missing_or_mismatched_checkpoint_is_one_line(finetune_config, pretrained_run, tmp_path):
+  def error(**fields):
+    for name, value in fields.items():
+      setattr(finetune_config, name, value)
+    with pytest.raises(UserError) as raised:
+      train.finetune(finetune_config, str(tmp_path / 'run'))
+    assert '\n' not in str(raised.value)
+    return str(raised.value)
+
+  assert 'init_checkpoint is not set' in error(init_checkpoint='')
+  assert 'has no config.json' in error(init_checkpoint=str(tmp_path))
+  broken = str(tmp_path / 'broken')
+  shutil.copytree(pretrained_run, broken)
+  os.remove(os.path.join(broken, 'tokenizer.model'))
+  assert 'has no tokenizer.model' in error(init_checkpoint=broken)
+
+  wider = str(tmp_path / 'wider')
+  shutil.copytree(pretrained_run, wider)
+  with open(os.path.join(wider, 'config.json'), encoding='utf-8') as f:
+    config = json.load(f)
+  config['model']['intermediate_size'] *= 2
+  with open(os.path.join(wider, 'config.json'), 'w', encoding='utf-8') as f:
+    json.dump(config, f)
+  message = error(init_checkpoint=wider)
+  assert 'does not fit' in message and 'intermediate' in message, message
+  shutil.rmtree(os.path.join(wider, 'checkpoints'))
+  assert 'no checkpoint' in error(init_checkpoint=wider)
+
+
+def test_squad_and_conll_tasks_run_end_to_end(pretrained_run, tmp_path):
+  """Every head trains and writes its metrics and predictions (learning is tested above)."""
+  rng = random.Random(0)
+  paragraphs = []
+  for i in range(24):
+    context = ' '.join(rng.choice(_WORDS) for _ in range(40))
+    answer_start = context.index(' ') + 1
+    answer = context[answer_start:].split(' ')[0]
+    qas = [{'id': f'q{i}', 'question': 'which word is second', 'answers': [
+        {'text': answer, 'answer_start': answer_start}]}]
+    if i % 3 == 0:
+      qas.append({'id': f'q{i}x', 'question': 'who wrote it', 'answers': [], 'is_impossible': True})
+    paragraphs.append({'context': context, 'qas': qas})
+  squad = tmp_path / 'squad.json'
+  squad.write_text(json.dumps({'version': 'v2.0', 'data': [{'title': 't',
+                                                           'paragraphs': paragraphs}]}))
+  c = qa_config.get_config()
+  c.init_checkpoint, c.train_file, c.eval_file = pretrained_run, str(squad), str(squad)
+  c.max_seq_length, c.qa.max_query_length, c.qa.doc_stride = 32, 8, 8
+  c.train.epochs, c.train.eval_batch_size = 1, 64
+  results = train.finetune(c, str(tmp_path / 'qa'))
+  assert {'exact_match', 'f1', 'has_answer_f1', 'no_answer_f1'} <= set(results)
+  with open(tmp_path / 'qa' / 'predictions.json', encoding='utf-8') as f:
+    assert set(json.load(f)) == {q['id'] for p in paragraphs for q in p['qas']}
+
+  conll = tmp_path / 'train.conll'
+  lines = []
+  for _ in range(40):
+    for word in rng.sample(_WORDS, 6):
+      lines.append(f'{word} NN {"B-ML" if word == "model" else "O"}')
+    lines.append('')
+  conll.write_text('\n'.join(lines))
+  c = tagging_config.get_config()
+  c.init_checkpoint, c.train_file, c.eval_file = pretrained_run, str(conll), str(conll)
+  c.max_seq_length, c.train.epochs, c.train.eval_batch_size = 32, 1, 64
+  results = train.finetune(c, str(tmp_path / 'tagging'))
+  assert set(results) == {'precision', 'recall', 'f1', 'token_accuracy'}
+  predicted = (tmp_path / 'tagging' / 'predictions.conll').read_text().split('\n\n')
+  assert len([s for s in predicted if s.strip()]) == 40
