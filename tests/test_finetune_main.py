@@ -39,3 +39,14 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path):
   assert run.stderr.strip().splitlines()[-1].startswith('error: config.init_checkpoint=')
   assert 'Traceback' not in run.stderr
   assert not os.path.exists(tmp_path / 'run' / 'results.json')
+
+
+def test_a_run_that_failed_on_its_input_can_be_rerun_with_the_input_fixed(pretrained_run, tmp_path):
+  train_file, eval_file = _keyword_task(str(tmp_path), train_rows=64, eval_rows=32)
+  common = ['--config=configs/finetune/classification.py', f'--workdir={tmp_path / "run"}',
+            f'--config.init_checkpoint={pretrained_run}', f'--config.eval_file={eval_file}',
+            '--config.max_seq_length=32', '--config.train.epochs=0.5']
+  failed = _finetune(*common, f'--config.train_file={tmp_path / "typo.csv"}')
+  assert failed.returncode == 1 and 'typo.csv does not exist' in failed.stderr
+  fixed = _finetune(*common, f'--config.train_file={train_file}')
+  assert fixed.returncode == 0, fixed.stderr

@@ -18,21 +18,24 @@ from electra_jax.data import corpus
 _SKIPPED_DIRS = {'site-packages', 'dist-packages', 'test', 'tests', 'idle_test'}
 
 
-def _docstrings(stdlib: str) -> Iterator[str]:
+def docstrings(stdlib: str) -> Iterator[tuple[str, str, str]]:
+  """(file path, 'module' | 'class' | 'function', text) of every docstring in the standard library."""
+  kinds = {ast.Module: 'module', ast.ClassDef: 'class', ast.FunctionDef: 'function',
+           ast.AsyncFunctionDef: 'function'}
   for root, dirs, files in os.walk(stdlib):
     dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS)
     for name in sorted(files):
       if not name.endswith('.py'):
         continue
+      path = os.path.join(root, name)
       try:
-        with open(os.path.join(root, name), 'rb') as f:
+        with open(path, 'rb') as f:
           tree = ast.parse(f.read())
       except (SyntaxError, ValueError, OSError):
         continue  # A few stdlib files are deliberately invalid (e.g. bad-syntax test fixtures).
       for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-          if docstring := ast.get_docstring(node):
-            yield docstring
+        if type(node) in kinds and (docstring := ast.get_docstring(node)):
+          yield path, kinds[type(node)], docstring
 
 
 def _topics() -> Iterator[str]:
@@ -56,7 +59,8 @@ def extract(data_dir: str) -> str:
   logging.info('extracting the builtin corpus (stdlib docstrings and pydoc topics) to %s', path)
   tmp = f'{path}.tmp{os.getpid()}'
   with open(tmp, 'w', encoding='utf-8') as f:
-    for document in (*_docstrings(sysconfig.get_paths()['stdlib']), *_topics()):
+    stdlib = sysconfig.get_paths()['stdlib']
+    for document in (*(text for _, _, text in docstrings(stdlib)), *_topics()):
       if lines := _document_lines(document):
         f.write('\n'.join(lines) + '\n\n')
   os.replace(tmp, path)

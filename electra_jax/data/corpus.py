@@ -120,6 +120,11 @@ def tfds_split(builder, name: str, split: str):
   return builder.as_data_source(split=split)
 
 
+def tfds_text(value) -> str:
+  """A TFDS text feature as str (array_record sources return bytes)."""
+  return value.decode('utf-8') if isinstance(value, bytes) else str(value)
+
+
 def from_tfds(name: str, data_dir: str, text_feature: str) -> Corpus:
   """The 'train' split of a prepared TFDS text dataset; each record is one document."""
   builder = tfds_builder(name, data_dir)

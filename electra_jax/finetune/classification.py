@@ -64,9 +64,8 @@ def read_glue(name: str, data_dir: str, split: str) -> tuple[list[dict], list[st
   builder = corpus.tfds_builder(name, data_dir)
   source = corpus.tfds_split(builder, name, split)
   records = source.__getitems__(list(range(len(source))))
-  decode = lambda v: v.decode('utf-8') if isinstance(v, bytes) else str(v)
-  rows = [{'text': decode(r[features[0]]),
-           'text_pair': decode(r[features[1]]) if len(features) > 1 else None,
+  rows = [{'text': corpus.tfds_text(r[features[0]]),
+           'text_pair': corpus.tfds_text(r[features[1]]) if len(features) > 1 else None,
            'label': r['label']} for r in records]
   label = builder.info.features['label']
   names = list(label.names) if hasattr(label, 'names') else None

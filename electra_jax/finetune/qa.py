@@ -83,10 +83,7 @@ def read_tfds(name: str, data_dir: str, split: str) -> list[Example]:
   if missing:
     raise UserError(f'tfds:{name} is not SQuAD: it lacks the features {", ".join(sorted(missing))}')
   source = corpus.tfds_split(builder, name, split)
-
-  def text(value) -> str:
-    return value.decode('utf-8') if isinstance(value, bytes) else str(value)
-
+  text = corpus.tfds_text
   examples = []
   for start in range(0, len(source), 1024):
     for record in source.__getitems__(range(start, min(start + 1024, len(source)))):

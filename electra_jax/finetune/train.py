@@ -56,13 +56,15 @@ def _validate(config: ml_collections.ConfigDict, model_config: ml_collections.Co
 
 
 def _claim_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
-  """Records the config in workdir; a rerun resumes only with the same one (seeds may change)."""
+  """Records the config in workdir. Once a seed has started, a rerun resumes only with the same
+  config (seeds may change); before that, the attempt failed early and the new config replaces it."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise UserError(f'--workdir={workdir} exists and is not a directory')
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, CONFIG_FILE)
   current = {k: v for k, v in json.loads(config.to_json()).items() if k != 'seeds'}
-  if os.path.exists(path):
+  started = any(name.startswith('seed_') for name in os.listdir(workdir))
+  if started and os.path.exists(path):
     with open(path, encoding='utf-8') as f:
       earlier = json.load(f)
     changed = sorted(k for k in current.keys() | earlier.keys() if current.get(k) != earlier.get(k))

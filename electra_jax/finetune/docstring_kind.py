@@ -1,0 +1,84 @@
+"""A small offline classification task made from the standard library: does a docstring describe a
+class or a function?
+
+  python -m electra_jax.finetune.docstring_kind --output=runs/docstring_kind
+
+writes train.csv and dev.csv (columns text, label: `class` or `function`) with the first paragraph of
+every class docstring and as many function docstrings, for trying fine-tuning on a fresh machine.
+Dev docstrings come from other files than train docstrings (one file in five).
+"""
+
+import csv
+import io
+import os
+import random
+import sys
+import sysconfig
+import zlib
+
+from absl import app, flags, logging
+
+from electra_jax import files
+from electra_jax.data import builtin
+from electra_jax.errors import UserError
+
+_OUTPUT = flags.DEFINE_string('output', None, 'Directory for train.csv and dev.csv.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seeds which function docstrings are picked.')
+
+_MAX_WORDS = 60
+
+
+def _first_paragraph(docstring: str) -> str:
+  paragraph = docstring.strip().split('\n\n', 1)[0]
+  return ' '.join(paragraph.split()[:_MAX_WORDS])
+
+
+def rows(stdlib: str, seed: int) -> dict[str, list[dict]]:
+  """{'train': rows, 'dev': rows}, each with every class docstring of its files and as many function
+  docstrings, shuffled."""
+  rng = random.Random(seed)
+  found = {'train': {'class': [], 'function': []}, 'dev': {'class': [], 'function': []}}
+  for path, kind, docstring in builtin.docstrings(stdlib):
+    if kind == 'module' or not (text := _first_paragraph(docstring)):
+      continue
+    split = 'dev' if zlib.crc32(os.path.relpath(path, stdlib).encode()) % 5 == 0 else 'train'
+    found[split][kind].append(text)
+  result = {}
+  for split, kinds in found.items():
+    if not kinds['class']:
+      raise UserError(f'no class docstrings found under {stdlib}')
+    count = min(len(kinds['class']), len(kinds['function']))
+    chosen = [{'text': t, 'label': kind} for kind in ('class', 'function')
+              for t in rng.sample(kinds[kind], count)]
+    rng.shuffle(chosen)
+    result[split] = chosen
+  return result
+
+
+def write(output: str, stdlib: str, seed: int) -> dict[str, int]:
+  os.makedirs(output, exist_ok=True)
+  counts = {}
+  for split, split_rows in rows(stdlib, seed).items():
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=['text', 'label'])
+    writer.writeheader()
+    writer.writerows(split_rows)
+    files.write_atomically(os.path.join(output, f'{split}.csv'), text.getvalue())
+    counts[split] = len(split_rows)
+  return counts
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  try:
+    counts = write(_OUTPUT.value, sysconfig.get_paths()['stdlib'], _SEED.value)
+  except UserError as e:
+    sys.exit(f'error: {e}')
+  logging.info('wrote %s/train.csv (%d rows) and dev.csv (%d rows)', _OUTPUT.value,
+               counts['train'], counts['dev'])
+
+
+if __name__ == '__main__':
+  flags.mark_flags_as_required(['output'])
+  app.run(main)
