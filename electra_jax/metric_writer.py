@@ -3,7 +3,6 @@ only keep the loop's bookkeeping, so every host runs the same code."""
 
 import json
 import os
-
 import time
 
 from absl import logging
