@@ -121,10 +121,11 @@ def load(config: ml_collections.ConfigDict, tokenizer: tokenizer_lib.Tokenizer) 
     gold = _regression_labels(eval_rows, eval_where)
     num_outputs = 1
   else:
-    names = names or tasks.label_names(config, [str(row['label']) for row in train_rows])
+    train_labels = [str(row['label']) for row in train_rows]
+    names = names or tasks.label_names(config, train_labels)
     if len(names) < 2:
       raise UserError(f'{train_where} has a single label {names}; classification needs two or more')
-    train['label'] = tasks.label_ids([str(row['label']) for row in train_rows], names, train_where)
+    train['label'] = tasks.label_ids(train_labels, names, train_where)
     gold = tasks.label_ids([str(row['label']) for row in eval_rows], names, eval_where)
     num_outputs = len(names)
   evaluation['label'] = gold

@@ -34,9 +34,10 @@ def open_workdir(path: str) -> Pretrained:
   try:
     with open(config_path, encoding='utf-8') as f:
       config = ml_collections.ConfigDict(json.load(f))
-    config.model.hidden_size  # pylint: disable=pointless-statement
-  except (ValueError, AttributeError) as e:
+  except ValueError as e:
     raise UserError(f'{config_path} is not a pre-training config ({e})') from e
+  if 'model' not in config or 'data' not in config:
+    raise UserError(f'{config_path} is not a pre-training config (it has no model or data section)')
   tokenizer_path = os.path.join(directory, train.TOKENIZER_FILE)
   if not os.path.isfile(tokenizer_path):
     raise UserError(f'config.init_checkpoint={path} has no {train.TOKENIZER_FILE}: it was '

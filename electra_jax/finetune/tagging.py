@@ -6,6 +6,7 @@ config.tag_column (default the last), a blank line between sentences; `-DOCSTART
 
 import os
 
+from absl import logging
 import ml_collections
 import numpy as np
 
@@ -101,7 +102,9 @@ def load(config: ml_collections.ConfigDict, tokenizer: tokenizer_lib.Tokenizer) 
 
   truncated = sum(len(words) - fit for (words, _), fit in zip(eval_sentences, fitted))
   if truncated:
-    tasks.log_truncation(truncated, eval_path, 'words', config.max_seq_length)
+    logging.warning('%d words of %s do not fit in max_seq_length=%d and are scored as missed; '
+                    'raise --config.max_seq_length to keep them', truncated, eval_path,
+                    config.max_seq_length)
   return tasks.TaskData(
       name=os.path.basename(train_path), head='tagging', num_outputs=len(names), train=train,
       eval=evaluation, score=score, predictions_file='predictions.conll', main_metric='f1',

@@ -6,11 +6,11 @@ model over `eval` and hands the outputs, in row order, to `score`.
 """
 
 import dataclasses
+import functools
 import hashlib
 import os
 from typing import Callable
 
-from absl import logging
 import ml_collections
 import numpy as np
 
@@ -35,7 +35,7 @@ class TaskData:
   epochs: float  # The paper's default for this task.
   answerable_weight: float = 0.0  # Span head only: weight of the answerability loss (SQuAD 2.0).
 
-  @property
+  @functools.cached_property
   def fingerprint(self) -> str:
     """Identifies the training rows, so that a resumed run refuses data that changed under it."""
     digest = hashlib.sha256()
@@ -89,11 +89,6 @@ def label_ids(labels, names: list[str], where: str) -> np.ndarray:
     raise UserError(f'{where} has labels {unknown[:5]} that are not among {names}; set '
                     '--config.labels to the full list, comma-separated')
   return np.array([index[label] for label in labels], np.int32)
-
-
-def log_truncation(count: int, where: str, what: str, max_length: int) -> None:
-  logging.warning('%d %s of %s do not fit in max_seq_length=%d and are scored as missed; raise '
-                  '--config.max_seq_length to keep them', count, what, where, max_length)
 
 
 def check_file(path: str, name: str) -> str:
