@@ -9,6 +9,10 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
+  # A folder with discriminator/ and generator/ Hugging Face ELECTRA models (as electra_jax.export
+  # writes them) to continue pre-training from: it sets the model sizes and the tokenizer, and a
+  # fresh run starts from its weights ('' = random init). A resumed run reads its own checkpoint.
+  config.init_from_hf = ''
 
   # --- model: sizes of the discriminator; the generator is derived from them. ---
   config.model = ml_collections.ConfigDict()
@@ -50,9 +54,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.max_seq_length = 512  # Tokens per example, [CLS] and [SEP]s included.
   # Built tokenizers and datasets are cached here; '' = $ELECTRA_JAX_DATA_DIR or ~/.cache/electra_jax.
   config.data.data_dir = ''
-  # A sentencepiece .model with [PAD]=0, [UNK], [CLS], [SEP], [MASK]; '' = train one on the corpus
-  # with model.vocab_size pieces (cached in data_dir).
+  # A sentencepiece .model with [PAD]=0, [UNK], [CLS], [SEP], [MASK], or a BERT/ELECTRA WordPiece
+  # vocab.txt (any .txt); '' = train a sentencepiece model on the corpus with model.vocab_size pieces
+  # (cached in data_dir).
   config.data.tokenizer = ''
+  config.data.lowercase = True  # WordPiece only: lower-case the text first (BERT uncased).
+  # WordPiece only: strip accents; None = when lower-casing (BERT's rule).
+  config.data.strip_accents = ml_collections.config_dict.placeholder(bool)
   config.data.tfds_data_dir = ''  # Where tfds:NAME is prepared; '' = $TFDS_DATA_DIR or ~/tensorflow_datasets.
   config.data.tfds_text_feature = 'text'  # The text feature of a tfds:NAME dataset.
   config.data.build_seed = 0  # Seeds example building (segment splits, short targets).

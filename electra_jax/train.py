@@ -9,12 +9,11 @@ import jax
 import ml_collections
 import numpy as np
 
-from electra_jax import checkpoint, data, files, optimizer, sharding, step, validation
+from electra_jax import checkpoint, data, optimizer, sharding, step, validation
+from electra_jax import workdir as workdir_lib
 from electra_jax.errors import UserError
+from electra_jax.hf import load as hf_load
 from electra_jax.metric_writer import MetricWriter, TrainLog
-
-CONFIG_FILE = 'config.json'
-TOKENIZER_FILE = 'tokenizer.model'
 
 
 def _log_setup(config, mesh, training: step.Training) -> None:
@@ -27,18 +26,10 @@ def _log_setup(config, mesh, training: step.Training) -> None:
                config.data.max_seq_length, config.train.steps)
 
 
-def _record_run(workdir: str, config: ml_collections.ConfigDict, inputs: data.Data) -> None:
-  """Leaves in workdir what fine-tuning and export need besides the checkpoints: the resolved config
-  (model sizes, special ids) and the tokenizer, so that a workdir stands on its own."""
-  if jax.process_index() != 0:
-    return
-  files.write_atomically(os.path.join(workdir, CONFIG_FILE), config.to_json(indent=2))
-  if inputs.tokenizer is not None:
-    files.write_atomically(os.path.join(workdir, TOKENIZER_FILE), inputs.tokenizer.model_proto)
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.TrainState:
   """Trains until config.train.steps, resuming from the newest checkpoint in workdir if there is one."""
+  if config.init_from_hf:
+    config = hf_load.pretraining_config(config)
   validation.validate(config, jax.device_count(), jax.process_count())
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise UserError(f'--workdir={workdir} exists and is not a directory')
@@ -47,7 +38,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
   inputs = data.prepare(config, jax.process_index(), jax.process_count())
   config = inputs.config  # Special token ids now come from the tokenizer: check them again.
   validation.validate(config, jax.device_count(), jax.process_count())
-  _record_run(workdir, config, inputs)
+  workdir_lib.record(workdir, config, inputs.tokenizer)  # For fine-tuning and export.
   source = inputs.train
   mesh = sharding.make_mesh(config.mesh)
   training = step.build(step.rtd_objective(config), *optimizer.create(config.train), mesh,
@@ -61,6 +52,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
   restored = checkpoints.restore_latest(training.abstract_state)
   if restored is None:
     state = training.init(init_rng)
+    if config.init_from_hf:
+      state = state.replace(params=hf_load.pretrainer_params(config, training.abstract_state.params))
   else:
     state, data_state = restored
     source.set_state(data_state)

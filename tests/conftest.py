@@ -1,6 +1,8 @@
 """Eight fake CPU devices, set before JAX initialises, so that sharded code paths run on any machine."""
 
+import csv
 import os
+import random
 import sys
 
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
@@ -47,7 +49,6 @@ _WORDS = ('the model reads text and learns which tokens were replaced by a small
 def write_corpus(directory, files: int = 3, documents: int = 40, seed: int = 0) -> str:
   """Small English-like text files (one sentence per line, blank line between documents); returns
   a glob that matches them."""
-  import random  # pylint: disable=g-import-not-at-top
   rng = random.Random(seed)
   os.makedirs(directory, exist_ok=True)
   for f in range(files):
@@ -57,6 +58,32 @@ def write_corpus(directory, files: int = 3, documents: int = 40, seed: int = 0) 
           out.write(' '.join(rng.choice(_WORDS) for _ in range(rng.randint(3, 25))) + '.\n')
         out.write('\n')
   return os.path.join(directory, '*.txt')
+
+
+def _write_csv(path, rows):
+  with open(path, 'w', encoding='utf-8', newline='') as f:
+    writer = csv.DictWriter(f, fieldnames=['text', 'label'])
+    writer.writeheader()
+    writer.writerows(rows)
+  return str(path)
+
+
+def keyword_task(directory, train_rows=384, eval_rows=128):
+  """Label 'yes' when the text contains the word 'generator': learnable from the tokens alone."""
+  rng = random.Random(0)
+  others = [w for w in _WORDS if w != 'generator']
+
+  def rows(n):
+    result = []
+    for i in range(n):
+      words = [rng.choice(others) for _ in range(rng.randint(4, 12))]
+      if i % 2:
+        words[rng.randrange(len(words))] = 'generator'
+      result.append({'text': ' '.join(words), 'label': 'yes' if i % 2 else 'no'})
+    return result
+
+  return (_write_csv(os.path.join(directory, 'train.csv'), rows(train_rows)),
+          _write_csv(os.path.join(directory, 'dev.csv'), rows(eval_rows)))
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from tests.test_finetune_train import _keyword_task
+from tests.conftest import keyword_task
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -17,7 +17,7 @@ def _finetune(*args):
 
 
 def test_fine_tunes_seeds_from_the_command_line(pretrained_run, tmp_path):
-  train_file, eval_file = _keyword_task(str(tmp_path), train_rows=64, eval_rows=32)
+  train_file, eval_file = keyword_task(str(tmp_path), train_rows=64, eval_rows=32)
   workdir = str(tmp_path / 'run')
   run = _finetune('--config=configs/finetune/classification.py', f'--workdir={workdir}',
                   f'--config.init_checkpoint={pretrained_run}', f'--config.train_file={train_file}',
@@ -28,8 +28,8 @@ def test_fine_tunes_seeds_from_the_command_line(pretrained_run, tmp_path):
   assert 'orbax' not in run.stderr.lower()
   with open(os.path.join(workdir, 'results.json'), encoding='utf-8') as f:
     assert set(json.load(f)) == {'accuracy', 'f1', 'mcc'}
-  assert sorted(os.listdir(workdir)) == ['finetune_config.json', 'predictions.jsonl',
-                                         'results.json', 'seed_3', 'seed_4']
+  assert sorted(os.listdir(workdir)) == ['config.json', 'finetune_config.json', 'predictions.jsonl',
+                                         'results.json', 'seed_3', 'seed_4', 'tokenizer.model']
 
 
 def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path):
@@ -42,7 +42,7 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path):
 
 
 def test_a_run_that_failed_on_its_input_can_be_rerun_with_the_input_fixed(pretrained_run, tmp_path):
-  train_file, eval_file = _keyword_task(str(tmp_path), train_rows=64, eval_rows=32)
+  train_file, eval_file = keyword_task(str(tmp_path), train_rows=64, eval_rows=32)
   common = ['--config=configs/finetune/classification.py', f'--workdir={tmp_path / "run"}',
             f'--config.init_checkpoint={pretrained_run}', f'--config.eval_file={eval_file}',
             '--config.max_seq_length=32', '--config.train.epochs=0.5']

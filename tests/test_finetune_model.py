@@ -1,3 +1,5 @@
+import functools
+
 from flax import nnx
 import jax.numpy as jnp
 import numpy as np
@@ -21,15 +23,20 @@ def test_heads_give_their_outputs(config, head, shapes):
   assert all(v.dtype == jnp.float32 for v in outputs.values())
 
 
-def test_the_sequence_head_reads_cls(config):
+@pytest.mark.parametrize('classifier_head', ['hf', 'original'])
+def test_the_sequence_head_reads_cls(config, classifier_head):
   """Hugging Face's names, and the [CLS] vector (position 0) as the only input of the head."""
-  model = Finetuner(config.model, 'classification', 2, nnx.Rngs(0))
-  assert set(nnx.to_pure_dict(nnx.state(model, nnx.Param))) == {
-      'embeddings', 'electra', 'classifier'}
+  model = Finetuner(config.model, 'classification', 2, nnx.Rngs(0), classifier_head)
+  params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+  assert set(params) == {'embeddings', 'electra', 'classifier'}
+  assert set(params['classifier']) == ({'dense', 'out_proj'} if classifier_head == 'hf' else
+                                       {'kernel', 'bias'})
   batch = {'input_ids': jnp.array([[2, 7, 8, 3]]), 'segment_ids': jnp.zeros((1, 4), jnp.int32),
            'input_mask': jnp.ones((1, 4), jnp.int32)}
   hidden = model.electra(model.embeddings(batch['input_ids'], batch['segment_ids'],
                                           deterministic=True, rngs=None),
                          batch['input_mask'], deterministic=True, rngs=None)
-  np.testing.assert_allclose(model(batch, deterministic=True)['logits'],
-                             model.classifier(hidden[:, 0]), rtol=1e-5)
+  head = (functools.partial(model.classifier, deterministic=True, rngs=None)
+          if classifier_head == 'hf' else model.classifier)
+  np.testing.assert_allclose(model(batch, deterministic=True)['logits'], head(hidden[:, 0]),
+                             rtol=1e-5)

@@ -14,6 +14,9 @@ from configs import common
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.init_checkpoint = ''  # A pre-training --workdir: its config.json, tokenizer and checkpoint.
+  # Instead, a Hugging Face ELECTRA folder (config.json, model.safetensors or pytorch_model.bin, and
+  # vocab.txt or tokenizer.model), e.g. a download of google/electra-small-discriminator.
+  config.init_from_hf = ''
   config.from_scratch = False  # Same sizes and tokenizer, random weights: the no-pre-training baseline.
   config.kind = 'classification'  # classification, regression, qa or tagging.
 
@@ -25,6 +28,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.labels = ''  # Comma-separated label names in order; '' = the training labels, sorted.
   config.tag_column = -1  # tagging: the CoNLL column holding the tag (the word is column 0).
   config.max_seq_length = 128  # Tokens per example (per window for qa); at most the model's positions.
+  # classification/regression head on [CLS]: 'hf' = dense + GELU + dense, as transformers'
+  # ElectraForSequenceClassification (so the result exports to it); 'original' = one dense layer,
+  # as google-research/electra (it cannot be exported to transformers).
+  config.classifier_head = 'hf'
 
   # --- qa: SQuAD windows and decoding (the original's values) ---
   config.qa = ml_collections.ConfigDict()

@@ -62,7 +62,8 @@ def load_tokenizer(config: ml_collections.ConfigDict,
                    text: corpus.Corpus) -> tokenizer_lib.Tokenizer:
   """config.data.tokenizer if set; otherwise one trained on the corpus (once, then cached)."""
   if config.data.tokenizer:
-    tokenizer = tokenizer_lib.load(os.path.expanduser(config.data.tokenizer))
+    tokenizer = tokenizer_lib.load(os.path.expanduser(config.data.tokenizer), config.data.lowercase,
+                                   config.data.strip_accents)
   else:
     vocab_size = config.model.vocab_size
     prefix = os.path.join(data_dir(config), 'tokenizers',

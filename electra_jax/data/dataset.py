@@ -54,8 +54,8 @@ class BuildPlan:
 _worker: dict = {}
 
 
-def _init_worker(model_proto: bytes, settings: dict) -> None:
-  _worker.update(tokenizer=tokenizer_lib.from_proto(model_proto), settings=settings)
+def _init_worker(tokenizer: tokenizer_lib.Tokenizer, settings: dict) -> None:
+  _worker.update(tokenizer=tokenizer, settings=settings)
 
 
 def _build_task(indexed_task):
@@ -122,12 +122,12 @@ class ElectraExamples(tfds.core.GeneratorBasedBuilder):
     tasks = list(enumerate(plan.corpus.tasks))
     progress = _Progress(plan.corpus)
     if processes == 1:
-      _init_worker(plan.tokenizer.model_proto, settings)
+      _init_worker(plan.tokenizer, settings)
       results = map(_build_task, tasks)
       pool = None
     else:  # Spawned, not forked: the parent may already hold JAX's threads.
       pool = multiprocessing.get_context('spawn').Pool(
-          processes, _init_worker, (plan.tokenizer.model_proto, settings))
+          processes, _init_worker, (plan.tokenizer, settings))
       results = pool.imap(_build_task, tasks)
     try:
       for result, replaced in results:

@@ -1,4 +1,6 @@
-"""SentencePiece tokenizers with ELECTRA's special pieces: train one on a corpus, or load one.
+"""Tokenizers with ELECTRA's special pieces: a SentencePiece model trained here (or brought), or a
+BERT/ELECTRA WordPiece vocab.txt (data/wordpiece.py). Both give ids, character offsets, special ids and a
+fingerprint; `load` picks by file name.
 
   python -m electra_jax.data.tokenizer --input='corpus/*.txt' --vocab_size=30522 --output=my_vocab
 
@@ -19,20 +21,26 @@ import numpy as np
 import sentencepiece as spm
 
 from electra_jax import files
-from electra_jax.data import corpus
+from electra_jax.data import corpus, wordpiece
 from electra_jax.errors import UserError
 
-SPECIAL_PIECES = {'pad_id': '[PAD]', 'unk_id': '[UNK]', 'cls_id': '[CLS]', 'sep_id': '[SEP]',
-                  'mask_id': '[MASK]'}
+SPECIAL_PIECES = wordpiece.SPECIAL_PIECES
+FILE_NAME = 'tokenizer.model'  # A sentencepiece model's name in a workdir and in an HF export.
 # SentencePiece samples this many lines (uniformly, over the whole corpus) to learn the vocabulary.
 _TRAINING_LINES = 2_000_000
 
 
 @dataclasses.dataclass(frozen=True)
-class Tokenizer:
+class SentencePiece:
   processor: spm.SentencePieceProcessor
   model_proto: bytes
   special_ids: dict[str, int]  # Keys of SPECIAL_PIECES.
+
+  file_name = FILE_NAME
+
+  @property
+  def file_bytes(self) -> bytes:
+    return self.model_proto
 
   @property
   def vocab_size(self) -> int:
@@ -60,6 +68,12 @@ class Tokenizer:
       encoded.append((ids, spans))
     return encoded
 
+  def __reduce__(self):  # The processor cannot be pickled; worker processes reload the model.
+    return from_proto, (self.model_proto,)
+
+
+Tokenizer = SentencePiece | wordpiece.WordPiece
+
 
 def _byte_to_char_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
   """Sentencepiece's offsets count UTF-8 bytes; Python strings index characters."""
@@ -70,7 +84,7 @@ def _byte_to_char_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[i
   return [(start, end) for start, end in chars]
 
 
-def from_proto(model_proto: bytes, name: str = 'the tokenizer') -> Tokenizer:
+def from_proto(model_proto: bytes, name: str = 'the tokenizer') -> SentencePiece:
   processor = spm.SentencePieceProcessor()
   try:
     processor.LoadFromSerializedProto(model_proto)
@@ -84,17 +98,30 @@ def from_proto(model_proto: bytes, name: str = 'the tokenizer') -> Tokenizer:
                     'python -m electra_jax.data.tokenizer')
   if ids['pad_id'] != 0:
     raise UserError(f'{name} has [PAD] at id {ids["pad_id"]}; it must be id 0')
-  return Tokenizer(processor, model_proto, ids)
+  return SentencePiece(processor, model_proto, ids)
 
 
-def load(path: str) -> Tokenizer:
+def load(path: str, lowercase: bool = True, strip_accents: bool | None = None) -> Tokenizer:
+  """A WordPiece vocabulary (a .txt file; the options apply to it only, their defaults are BERT
+  uncased's) or a sentencepiece model (any other file)."""
+  if path.endswith('.txt'):
+    return wordpiece.load(path, lowercase, strip_accents)
   if not os.path.isfile(path):
     raise UserError(f'tokenizer {path} does not exist')
   with open(path, 'rb') as f:
     return from_proto(f.read(), name=f'tokenizer {path}')
 
 
-def train(lines: Iterable[str], vocab_size: int, output_prefix: str) -> Tokenizer:
+def load_from_dir(directory: str, lowercase: bool = True,
+                  strip_accents: bool | None = None) -> Tokenizer | None:
+  """The tokenizer a workdir or an export holds, or None if it holds neither kind."""
+  for name in (FILE_NAME, wordpiece.FILE_NAME):
+    if os.path.isfile(os.path.join(directory, name)):
+      return load(os.path.join(directory, name), lowercase, strip_accents)
+  return None
+
+
+def train(lines: Iterable[str], vocab_size: int, output_prefix: str) -> SentencePiece:
   """Learns a unigram vocabulary of at most `vocab_size` pieces; writes PREFIX.model and PREFIX.vocab.
 
   A corpus too small for `vocab_size` gets fewer pieces instead of an error (SentencePiece's soft

@@ -150,4 +150,4 @@ def load(config: ml_collections.ConfigDict, tokenizer: tokenizer_lib.Tokenizer) 
   return tasks.TaskData(
       name=name, head='regression' if regression else 'classification', num_outputs=num_outputs,
       train=train, eval=evaluation, score=score, predictions_file='predictions.jsonl',
-      main_metric=main_metric, epochs=epochs)
+      main_metric=main_metric, epochs=epochs, labels=None if regression else names)

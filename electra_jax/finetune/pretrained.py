@@ -1,60 +1,72 @@
-"""Reading a pre-training --workdir: its config, its tokenizer and its discriminator's weights.
-
-python -m electra_jax.main leaves config.json and tokenizer.model beside checkpoints/ (train.py); only
-the embeddings and the discriminator's encoder are read back, never the generator or optimizer state.
+"""Where fine-tuning starts: a pre-training --workdir (config.init_checkpoint) or a Hugging Face
+ELECTRA folder (config.init_from_hf). Either gives the model sizes, the tokenizer and the weights of
+the embeddings and the discriminator's encoder; never the generator or optimizer state.
 """
 
 import dataclasses
-import json
 import os
+from typing import Callable
 
 import ml_collections
 
-from electra_jax import checkpoint, train
-from electra_jax.data import tokenizer as tokenizer_lib
+from electra_jax import checkpoint, workdir
+from electra_jax.data import tokenizer as tokenizer_lib, wordpiece
 from electra_jax.errors import UserError
+from electra_jax.hf import convert, folder, load
 
 
 @dataclasses.dataclass(frozen=True)
 class Pretrained:
   directory: str
-  config: ml_collections.ConfigDict  # The pre-training run's resolved config.
+  config: ml_collections.ConfigDict  # `model` (sizes) and `data` (tokenizer options) sections.
   tokenizer: tokenizer_lib.Tokenizer
+  # The fine-tuning state's abstract params -> {'embeddings', 'electra'}, placed as they say.
+  read_encoder: Callable[[dict], dict]
+
+
+def open_source(config: ml_collections.ConfigDict) -> Pretrained:
+  if config.init_checkpoint and config.init_from_hf:
+    raise UserError('set one of config.init_checkpoint and config.init_from_hf, not both')
+  if config.init_from_hf:
+    return _open_hf(config.init_from_hf)
+  if not config.init_checkpoint:
+    raise UserError('config.init_checkpoint is not set; give the --workdir of a pre-training run, '
+                    'e.g. --config.init_checkpoint=runs/tiny, or a Hugging Face folder as '
+                    '--config.init_from_hf')
+  return open_workdir(config.init_checkpoint)
 
 
 def open_workdir(path: str) -> Pretrained:
-  if not path:
-    raise UserError('config.init_checkpoint is not set; give the --workdir of a pre-training run, '
-                    'e.g. --config.init_checkpoint=runs/tiny')
-  directory = os.path.abspath(os.path.expanduser(path))
-  config_path = os.path.join(directory, train.CONFIG_FILE)
-  if not os.path.isfile(config_path):
-    raise UserError(f'config.init_checkpoint={path} has no {train.CONFIG_FILE}: it is not the '
-                    '--workdir of a python -m electra_jax.main run')
-  try:
-    with open(config_path, encoding='utf-8') as f:
-      config = ml_collections.ConfigDict(json.load(f))
-  except ValueError as e:
-    raise UserError(f'{config_path} is not a pre-training config ({e})') from e
-  if 'model' not in config or 'data' not in config:
-    raise UserError(f'{config_path} is not a pre-training config (it has no model or data section)')
-  tokenizer_path = os.path.join(directory, train.TOKENIZER_FILE)
-  if not os.path.isfile(tokenizer_path):
-    raise UserError(f'config.init_checkpoint={path} has no {train.TOKENIZER_FILE}: it was '
-                    f'pre-trained on the {config.data.source!r} source, which has no text to '
-                    'fine-tune with; pre-train on text (builtin, text:GLOB or tfds:NAME)')
-  return Pretrained(directory, config, tokenizer_lib.load(tokenizer_path))
+  run = workdir.open_run(path, 'config.init_checkpoint')
+  if run.tokenizer is None:
+    raise UserError(f'config.init_checkpoint={path} has no tokenizer: it was pre-trained on the '
+                    f'{run.config.data.source!r} source, which has no text to fine-tune with; '
+                    'pre-train on text (builtin, text:GLOB or tfds:NAME)')
+  return Pretrained(run.directory, run.config, run.tokenizer,
+                    lambda abstract: _restore_encoder(run.directory, abstract))
 
 
-def restore_encoder(pretrained: Pretrained, abstract_params: dict) -> dict:
-  """The fine-tuning model's `embeddings` and `electra` parameters from the newest checkpoint, laid
-  out as `abstract_params` (the fine-tuning state's) says."""
+def _restore_encoder(directory: str, abstract_params: dict) -> dict:
   part = {'params': {'embeddings': abstract_params['embeddings'],
                      'discriminator': {'electra': abstract_params['electra']}}}
-  checkpoints = checkpoint.Checkpoints(os.path.join(pretrained.directory, 'checkpoints'),
+  checkpoints = checkpoint.Checkpoints(os.path.join(directory, 'checkpoints'),
                                        every=1, keep=1, read_only=True)
   try:
     params = checkpoints.restore_part(part)['params']
   finally:
     checkpoints.close()
   return {'embeddings': params['embeddings'], 'electra': params['discriminator']['electra']}
+
+
+def _open_hf(path: str) -> Pretrained:
+  directory = load.encoder_folder(path)
+  tokenizer = folder.read_tokenizer(directory)
+  if tokenizer is None:
+    raise UserError(f'config.init_from_hf={path} has no vocab.txt or tokenizer.model')
+  model_config = convert.model_config(ml_collections.ConfigDict(), folder.read_config(directory),
+                                      None, path)
+  options = ({'lowercase': tokenizer.lowercase, 'strip_accents': tokenizer.strip_accents}
+             if isinstance(tokenizer, wordpiece.WordPiece) else {})
+  config = ml_collections.ConfigDict({'model': model_config.to_dict(), 'data': options})
+  return Pretrained(directory, config, tokenizer,
+                    lambda abstract: load.encoder_params(directory, abstract))

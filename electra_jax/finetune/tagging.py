@@ -108,4 +108,4 @@ def load(config: ml_collections.ConfigDict, tokenizer: tokenizer_lib.Tokenizer) 
   return tasks.TaskData(
       name=os.path.basename(train_path), head='tagging', num_outputs=len(names), train=train,
       eval=evaluation, score=score, predictions_file='predictions.conll', main_metric='f1',
-      epochs=3)
+      epochs=3, labels=names)

@@ -34,6 +34,7 @@ class TaskData:
   main_metric: str  # The metric that picks the median seed.
   epochs: float  # The paper's default for this task.
   answerable_weight: float = 0.0  # Span head only: weight of the answerability loss (SQuAD 2.0).
+  labels: list[str] | None = None  # Class (or tag) names by output index; exported as id2label.
 
   @functools.cached_property
   def fingerprint(self) -> str:

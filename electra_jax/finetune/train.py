@@ -16,10 +16,11 @@ import ml_collections
 import numpy as np
 
 from electra_jax import checkpoint, data, files, optimizer, sharding, step, train, validation
+from electra_jax import workdir as workdir_lib
 from electra_jax.data import pipeline
 from electra_jax.errors import UserError
 from electra_jax.finetune import classification, losses, pretrained, qa, tagging, tasks
-from electra_jax.finetune.model import Finetuner
+from electra_jax.finetune.model import CLASSIFIER_HEADS, Finetuner
 from electra_jax.metric_writer import MetricWriter, TrainLog
 
 CONFIG_FILE = 'finetune_config.json'
@@ -39,6 +40,9 @@ def _seeds(config: ml_collections.ConfigDict) -> list[int]:
 def _validate(config: ml_collections.ConfigDict, model_config: ml_collections.ConfigDict) -> None:
   if config.kind not in tasks.KINDS:
     raise UserError(f'config.kind={config.kind!r} is unknown; use one of {", ".join(tasks.KINDS)}')
+  if config.classifier_head not in CLASSIFIER_HEADS:
+    raise UserError(f'config.classifier_head={config.classifier_head!r} is unknown; use one of '
+                    f'{", ".join(CLASSIFIER_HEADS)}')
   if not 8 <= config.max_seq_length <= model_config.max_position_embeddings:
     raise UserError(f'config.max_seq_length={config.max_seq_length} must be between 8 and the '
                     f'model\'s max_position_embeddings={model_config.max_position_embeddings}')
@@ -100,7 +104,17 @@ def _resolve_train(config, task: tasks.TaskData, model_config) -> ml_collections
   return t
 
 
-def _objective(model_config, task: tasks.TaskData) -> step.Objective:
+def _record(workdir: str, config, source: pretrained.Pretrained, task: tasks.TaskData) -> None:
+  """config.json and the tokenizer beside the seeds, so that export needs only this workdir."""
+  record = ml_collections.ConfigDict({
+      'model': source.config.model, 'data': source.config.data,
+      'task': {'name': task.name, 'head': task.head, 'num_outputs': task.num_outputs,
+               'labels': task.labels, 'main_metric': task.main_metric,
+               'classifier_head': config.classifier_head}})
+  workdir_lib.record(workdir, record, source.tokenizer)
+
+
+def _objective(config, model_config, task: tasks.TaskData) -> step.Objective:
   loss_of = losses.for_head(task.head, task.answerable_weight)
 
   def loss(module, batch, rng, deterministic):
@@ -114,7 +128,7 @@ def _objective(model_config, task: tasks.TaskData) -> step.Objective:
 
   return step.Objective(
       new_model=lambda rng: Finetuner(model_config, task.head, task.num_outputs,
-                                      nnx.Rngs(params=rng)),
+                                      nnx.Rngs(params=rng), config.classifier_head),
       loss=loss, evaluate=evaluate)
 
 
@@ -169,7 +183,7 @@ def _run_seed(seed: int, config, train_config, task: tasks.TaskData, training: s
   else:
     state = training.init(init_rng)
     if not config.from_scratch:
-      encoder = pretrained.restore_encoder(source, training.abstract_state.params)
+      encoder = source.read_encoder(training.abstract_state.params)
       state = state.replace(params={**state.params, **encoder})
 
   writer = MetricWriter(seed_dir, first_step=int(state.step), total_steps=train_config.steps)
@@ -193,16 +207,17 @@ def finetune(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float
   """Fine-tunes every seed of config.seeds into workdir/seed_<n>/ and returns the median metrics,
   also written to workdir/results.json with the median seed's predictions beside it."""
   seeds = _seeds(config)
-  source = pretrained.open_workdir(config.init_checkpoint)
+  source = pretrained.open_source(config)
   model_config = source.config.model
   _validate(config, model_config)
   _claim_workdir(workdir, config)
   task = _load_task(config, source.tokenizer)
+  _record(workdir, config, source, task)
   train_config = _resolve_train(config, task, model_config)
   mesh = sharding.make_mesh(config.mesh)
   lr_factor = optimizer.layerwise_decay(model_config.num_layers, train_config.layerwise_lr_decay,
                                         original=train_config.original_layer_decay)
-  training = step.build(_objective(model_config, task),
+  training = step.build(_objective(config, model_config, task),
                         *optimizer.create(train_config, lr_factor), mesh, config.mesh.rules)
   logging.info('%s from %s (%s)', 'random weights' if config.from_scratch else 'encoder',
                source.directory, 'the baseline without pre-training' if config.from_scratch else
@@ -215,10 +230,8 @@ def finetune(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float
     logging.info('seed %d: %s', seed, _format(per_seed[seed]))
   median = {name: float(np.median([r[name] for r in per_seed.values()]))
             for name in per_seed[seeds[0]]}
-  # The seed at the median of the main metric (the lower middle for an even count) lends its
-  # predictions, so that the predictions file matches a reported run.
-  ranked = sorted(seeds, key=lambda s: per_seed[s][task.main_metric])
-  median_seed = ranked[(len(ranked) - 1) // 2]
+  # The median seed lends its predictions, so that the predictions file matches a reported run.
+  median_seed = median_of(per_seed, task.main_metric)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, f'seed_{median_seed}', task.predictions_file), 'rb') as f:
       files.write_atomically(os.path.join(workdir, task.predictions_file), f.read())
@@ -226,6 +239,12 @@ def finetune(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float
   logging.info('median of %d seed(s): %s; predictions of seed %d in %s', len(seeds),
                _format(median), median_seed, os.path.join(workdir, task.predictions_file))
   return median
+
+
+def median_of(per_seed: dict[int, dict[str, float]], main_metric: str) -> int:
+  """The seed at the median of the main metric (the lower middle for an even count)."""
+  ranked = sorted(per_seed, key=lambda s: per_seed[s][main_metric])
+  return ranked[(len(ranked) - 1) // 2]
 
 
 def _format(results: dict[str, float]) -> str:

@@ -1,0 +1,147 @@
+"""Exports a run's newest checkpoint to Hugging Face transformers (PyTorch-layout safetensors).
+
+  python -m electra_jax.export --workdir=runs/tiny --output=hf/tiny
+
+A pre-training run becomes OUT/discriminator (ElectraForPreTraining) and OUT/generator
+(ElectraForMaskedLM); a fine-tuning run becomes OUT itself: ElectraForSequenceClassification
+(classification, regression) or ElectraForTokenClassification (tagging), from its median seed unless
+--seed names one. Every folder holds config.json, model.safetensors and the tokenizer files. OUT must not
+exist; it appears only once everything in it is written.
+"""
+
+import json
+import os
+import shutil
+import sys
+
+from absl import app, flags
+from flax import nnx
+import jax
+
+from electra_jax import checkpoint, model, workdir
+from electra_jax.data import wordpiece
+from electra_jax.errors import UserError
+from electra_jax.finetune import train as finetune_train
+from electra_jax.finetune.model import Finetuner
+from electra_jax.hf import convert, folder, tokenizer_files
+
+def _restore_params(directory: str, new_model) -> dict:
+  """The parameters of `new_model()` from the newest checkpoint in `directory`, as numpy."""
+  abstract = nnx.to_pure_dict(nnx.state(nnx.eval_shape(new_model), nnx.Param))
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), abstract)
+  checkpoints = checkpoint.Checkpoints(directory, every=1, keep=1, read_only=True)
+  try:
+    return jax.device_get(checkpoints.restore_part({'params': abstract})['params'])
+  finally:
+    checkpoints.close()
+
+
+def _tokenizer_files(tokenizer, model_max_length: int) -> dict[str, bytes]:
+  if isinstance(tokenizer, wordpiece.WordPiece):
+    return tokenizer_files.wordpiece_files(tokenizer.vocab_text, tokenizer.lowercase,
+                                           tokenizer.strip_accents, model_max_length)
+  return tokenizer_files.sentencepiece_files(tokenizer.model_proto, model_max_length)
+
+
+def _pretrained(run: workdir.Run, output: str) -> list[tuple[str, str]]:
+  cfg = run.config.model
+  params = _restore_params(os.path.join(run.directory, 'checkpoints'),
+                           lambda: model.ElectraPretrainer(cfg, nnx.Rngs(0)))
+  tokenizer = _tokenizer_files(run.tokenizer, cfg.max_position_embeddings)
+  folder.write(os.path.join(output, 'discriminator'),
+               convert.hf_config(cfg, 'ElectraForPreTraining'),
+               convert.to_hf(params, convert.DISCRIMINATOR), tokenizer)
+  # The LM head's weight is tied to the word embeddings, so transformers expects it absent.
+  folder.write(os.path.join(output, 'generator'),
+               convert.hf_config(cfg, 'ElectraForMaskedLM', generator=True),
+               convert.to_hf(params, convert.generator_blocks(cfg)), tokenizer)
+  return [('discriminator', 'ElectraForPreTraining'), ('generator', 'ElectraForMaskedLM')]
+
+
+def _seed_dir(directory: str, main_metric: str, seed: int | None) -> str:
+  finished = {}
+  for name in os.listdir(directory):
+    results = os.path.join(directory, name, finetune_train.RESULTS_FILE)
+    if name.startswith('seed_') and os.path.isfile(results):
+      with open(results, encoding='utf-8') as f:
+        finished[int(name[len('seed_'):])] = json.load(f)
+  if seed is None:
+    if not finished:
+      raise UserError(f'{directory} has no finished seed yet; rerun the fine-tuning command first')
+    seed = finetune_train.median_of(dict(sorted(finished.items())), main_metric)
+  elif seed not in finished:
+    raise UserError(f'--seed={seed}: {directory} has no finished seed_{seed}; finished: '
+                    f'{", ".join(map(str, sorted(finished))) or "none"}')
+  return os.path.join(directory, f'seed_{seed}')
+
+
+def _finetuned(run: workdir.Run, output: str, seed: int | None) -> list[tuple[str, str]]:
+  cfg, task = run.config.model, run.config.task
+  if task.head == 'span':
+    raise UserError('question answering runs do not export: transformers\' '
+                    'ElectraForQuestionAnswering has no answerability head')
+  if task.head != 'tagging' and task.classifier_head != 'hf':
+    raise UserError(f'this run\'s classifier_head={task.classifier_head!r} (one dense layer) has no '
+                    'transformers class; fine-tune with --config.classifier_head=hf to export')
+  seed_dir = _seed_dir(run.directory, task.main_metric, seed)
+  params = _restore_params(
+      os.path.join(seed_dir, 'checkpoints'),
+      lambda: Finetuner(cfg, task.head, task.num_outputs, nnx.Rngs(0), task.classifier_head))
+  if task.head == 'tagging':
+    architecture, extra = 'ElectraForTokenClassification', {}
+  elif task.head == 'regression':
+    architecture, extra = 'ElectraForSequenceClassification', {'problem_type': 'regression'}
+  else:
+    architecture = 'ElectraForSequenceClassification'
+    extra = {'problem_type': 'single_label_classification'}
+  labels = task.labels or ['score']
+  extra.update(id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+  folder.write(output, convert.hf_config(cfg, architecture, **extra),
+               convert.to_hf(params, convert.FINETUNED),
+               _tokenizer_files(run.tokenizer, cfg.max_position_embeddings))
+  return [('', f'{architecture} from {os.path.basename(seed_dir)}')]
+
+
+def export(workdir_path: str, output: str, seed: int | None = None) -> list[tuple[str, str]]:
+  """Writes the Hugging Face folder(s) of the run at `workdir_path` under `output`; returns each
+  folder (relative to `output`) with what it holds."""
+  run = workdir.open_run(workdir_path, '--workdir')
+  if run.tokenizer is None:
+    raise UserError(f'--workdir={workdir_path} was trained on synthetic data and has no tokenizer; '
+                    'a Hugging Face model needs one')
+  output = os.path.abspath(os.path.expanduser(output))
+  if os.path.exists(output):
+    raise UserError(f'--output={output} already exists; give a new directory')
+  os.makedirs(os.path.dirname(output), exist_ok=True)
+  partial = f'{output}.partial{os.getpid()}'
+  try:
+    if 'task' in run.config:
+      written = _finetuned(run, partial, seed)
+    else:
+      written = _pretrained(run, partial)
+    os.rename(partial, output)
+  finally:
+    shutil.rmtree(partial, ignore_errors=True)
+  return written
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  args = flags.FLAGS
+  try:
+    written = export(args.workdir, args.output, args.seed)
+  except UserError as e:
+    sys.exit(f'error: {e}')
+  for name, holds in written:
+    print(f'wrote {os.path.join(args.output, name).rstrip(os.sep)}: {holds}')
+
+
+if __name__ == '__main__':  # Flags are defined here only: tests import this module beside others.
+  flags.DEFINE_string('workdir', None, 'The --workdir of a pre-training or fine-tuning run.')
+  flags.DEFINE_string('output', None, 'New directory for the Hugging Face model(s).')
+  flags.DEFINE_integer('seed', None, 'Fine-tuning runs: the seed to export; default the median '
+                       'seed, whose predictions the run reports.')
+  flags.mark_flags_as_required(['workdir', 'output'])
+  app.run(main)

@@ -1,0 +1,180 @@
+"""Our parameters and config <-> Hugging Face ELECTRA's tensors and config.json, as pure functions.
+
+Our parameter paths already follow HF's module names (model.py), so one rule names every tensor: a
+block of ours (e.g. `discriminator.electra`) sits under an HF prefix (`electra`); inside it `query`,
+`key` and `value` gain HF's `self.`; Flax `kernel` is torch's transposed `weight`, `scale` and
+`embedding` are `weight`. A model is a list of such blocks. Import walks our expected parameters, so
+every one is looked up; what is left over in the file is reported rather than silently dropped.
+"""
+
+import re
+
+import ml_collections
+import numpy as np
+
+from electra_jax import model
+from electra_jax.errors import UserError
+
+# (our block, HF prefix) for each exported class.
+DISCRIMINATOR = (('embeddings', 'electra.embeddings'), ('discriminator.electra', 'electra'),
+                 ('discriminator.discriminator_predictions', 'discriminator_predictions'))
+# The generator's embeddings block depends on config.model.embedding_sharing: see generator_blocks.
+_GENERATOR_BODY = (('generator.electra', 'electra'),
+                   ('generator.generator_predictions', 'generator_predictions'),
+                   ('generator.generator_lm_head', 'generator_lm_head'))
+# A fine-tuning model's encoder and head (finetune/model.py); the head is `classifier`.
+FINETUNED = (('embeddings', 'electra.embeddings'), ('electra', 'electra'),
+             ('classifier', 'classifier'))
+ENCODER = FINETUNED[:2]
+# Buffers that older transformers versions saved; they hold no parameters.
+_BUFFERS = re.compile(r'(^|\.)(position_ids|token_type_ids)$')
+
+
+def generator_blocks(model_config) -> tuple:
+  embeddings = 'generator_embeddings' if model_config.embedding_sharing == 'untied' else 'embeddings'
+  return ((embeddings, 'electra.embeddings'),) + _GENERATOR_BODY
+
+
+def hf_name(path: str) -> tuple[str, bool]:
+  """Our parameter path inside a block -> (HF tensor name inside its prefix, transposed?)."""
+  path = re.sub(r'(^|\.)attention\.(query|key|value)\.', r'\1attention.self.\2.', path)
+  module, dot, leaf = path.rpartition('.')
+  if leaf == 'kernel':
+    return f'{module}{dot}weight', True
+  if leaf in ('scale', 'embedding'):
+    return f'{module}{dot}weight', False
+  return path, False
+
+
+def _leaves(tree, prefix: str = ''):
+  """(dotted path, leaf) of a nested dict, in order."""
+  if not isinstance(tree, dict):
+    yield prefix, tree
+    return
+  for key, value in tree.items():
+    yield from _leaves(value, f'{prefix}.{key}' if prefix else str(key))
+
+
+def _subtree(tree: dict, dotted: str):
+  for key in dotted.split('.'):
+    tree = tree[key]
+  return tree
+
+
+def to_hf(params: dict, blocks) -> dict[str, np.ndarray]:
+  """HF's state dict (float32 numpy, torch layout) of the parameters in `blocks`."""
+  tensors = {}
+  for ours, prefix in blocks:
+    for path, value in _leaves(_subtree(params, ours)):
+      name, transposed = hf_name(path)
+      value = np.asarray(value, np.float32)
+      tensors[f'{prefix}.{name}'] = np.ascontiguousarray(value.T if transposed else value)
+  return tensors
+
+
+def from_hf(tensors: dict[str, np.ndarray], abstract: dict, blocks, *, where: str,
+            discard: tuple[str, ...] = ()) -> dict:
+  """Our nested parameters for `blocks` of `abstract` (shapes), read from HF's `tensors`.
+
+  Tensors under a `discard` prefix are deliberately not used (a head the target model lacks); any
+  other tensor that no parameter takes, and any parameter missing or of another shape, is a
+  UserError that lists them.
+  """
+  if not any(name.startswith('electra.') for name in tensors):
+    tensors = {f'electra.{name}': value for name, value in tensors.items()}  # A bare ElectraModel.
+  unused = {name for name in tensors if not _BUFFERS.search(name) and not name.startswith(discard)}
+  problems, out = [], {}
+  for ours, prefix in blocks:
+    for path, wanted in _leaves(_subtree(abstract, ours)):
+      name, transposed = hf_name(path)
+      name = f'{prefix}.{name}'
+      if name not in tensors:
+        problems.append(f'{name} is missing')
+        continue
+      unused.discard(name)
+      value = np.asarray(tensors[name], np.float32)
+      expected = tuple(reversed(wanted.shape)) if transposed else tuple(wanted.shape)
+      if value.shape != expected:  # Reported in HF's (torch) layout, as the file holds it.
+        problems.append(f'{name} is {tuple(value.shape)}, expected {expected}')
+        continue
+      value = value.T if transposed else value
+      node = out
+      keys = f'{ours}.{path}'.split('.')
+      for key in keys[:-1]:
+        node = node.setdefault(key, {})
+      node[keys[-1]] = np.ascontiguousarray(value)
+  problems += [f'{name} is not used' for name in sorted(unused)]
+  if problems:
+    raise UserError(f'{where} does not fit the model ({len(problems)} problems): '
+                    f'{"; ".join(problems[:6])}{"; ..." if len(problems) > 6 else ""}')
+  return _with_int_keys(out, abstract)
+
+
+def _with_int_keys(tree: dict, like: dict) -> dict:
+  """Layer lists are dicts keyed by int in our parameters; the walk above made them strings."""
+  if not isinstance(like, dict):
+    return tree
+  keys = {str(k): k for k in like}
+  return {keys[k]: _with_int_keys(v, like[keys[k]]) for k, v in tree.items()}
+
+
+def hf_config(model_config, architecture: str, *, generator: bool = False, **extra) -> dict:
+  """config.json of an HF ELECTRA model of `architecture` (e.g. 'ElectraForPreTraining')."""
+  if generator:
+    hidden, heads, ffn, layers = model.generator_sizes(model_config)
+  else:
+    hidden, heads, ffn, layers = (model_config.hidden_size, model_config.num_heads,
+                                  model_config.intermediate_size, model_config.num_layers)
+  return {
+      'architectures': [architecture], 'model_type': 'electra',
+      'vocab_size': model_config.vocab_size, 'embedding_size': model_config.embedding_size,
+      'hidden_size': hidden, 'num_hidden_layers': layers, 'num_attention_heads': heads,
+      'intermediate_size': ffn, 'hidden_act': 'gelu',
+      'hidden_dropout_prob': model_config.dropout_rate,
+      'attention_probs_dropout_prob': model_config.attention_dropout_rate,
+      'max_position_embeddings': model_config.max_position_embeddings,
+      'type_vocab_size': model_config.type_vocab_size,
+      'initializer_range': model_config.initializer_range,
+      'layer_norm_eps': model_config.layer_norm_eps, 'pad_token_id': 0,
+      'position_embedding_type': 'absolute', 'tie_word_embeddings': True, 'dtype': 'float32',
+      **extra}
+
+
+def model_config(base: ml_collections.ConfigDict, discriminator: dict, generator: dict | None,
+                 where: str) -> ml_collections.ConfigDict:
+  """`base` (a config.model) with the sizes of HF's discriminator (and generator) config.json."""
+  for name, hf in (('discriminator', discriminator), ('generator', generator)):
+    if hf is None:
+      continue
+    unsupported = {key: hf[key] for key, supported in
+                   (('model_type', 'electra'), ('hidden_act', 'gelu'),
+                    ('position_embedding_type', 'absolute')) if hf.get(key, supported) != supported}
+    if unsupported:
+      raise UserError(f'{where}: the {name} config has {unsupported}; only ELECTRA with GELU and '
+                      'absolute positions is supported')
+  config = ml_collections.ConfigDict(base.to_dict())
+  config.update(
+      vocab_size=discriminator['vocab_size'], embedding_size=discriminator['embedding_size'],
+      hidden_size=discriminator['hidden_size'], num_layers=discriminator['num_hidden_layers'],
+      num_heads=discriminator['num_attention_heads'],
+      intermediate_size=discriminator['intermediate_size'],
+      max_position_embeddings=discriminator['max_position_embeddings'],
+      type_vocab_size=discriminator['type_vocab_size'],
+      dropout_rate=discriminator['hidden_dropout_prob'],
+      attention_dropout_rate=discriminator['attention_probs_dropout_prob'],
+      initializer_range=discriminator['initializer_range'],
+      layer_norm_eps=discriminator['layer_norm_eps'])
+  if generator is not None:
+    shared = ('vocab_size', 'embedding_size', 'max_position_embeddings', 'type_vocab_size')
+    differ = [key for key in shared if generator[key] != discriminator[key]]
+    if differ:
+      raise UserError(f'{where}: the generator and discriminator configs differ in '
+                      f'{", ".join(differ)}; they must share these')
+    config.update(generator_hidden_size=generator['hidden_size'],
+                  generator_num_layers=generator['num_hidden_layers'])
+    _, heads, ffn, _ = model.generator_sizes(config)
+    if (generator['num_attention_heads'], generator['intermediate_size']) != (heads, ffn):
+      raise UserError(f'{where}: the generator has {generator["num_attention_heads"]} heads and '
+                      f'FFN {generator["intermediate_size"]}; ours derives {heads} and {ffn} '
+                      f'from its width {generator["hidden_size"]} (width / 64, 4 x width)')
+  return config

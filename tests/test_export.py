@@ -1,0 +1,152 @@
+"""python -m electra_jax.export end to end: a pre-training run and a fine-tuning run load in transformers
+with their tokenizers and give our outputs; init_from_hf continues and fine-tunes from an export."""
+
+import json
+import os
+import subprocess
+import sys
+
+from flax import nnx
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import safetensors.numpy
+import torch
+import transformers
+
+from configs.finetune import classification
+from electra_jax import export, model, train, workdir
+from electra_jax.errors import UserError
+from electra_jax.finetune import train as finetune_train
+from tests.conftest import keyword_task, small_config, write_corpus
+
+TEXTS = ['the model reads text', 'the generator learns on every device']  # Pair fits 32.
+
+
+@pytest.fixture(scope='module')
+def exported(pretrained_run, tmp_path_factory):
+  output = str(tmp_path_factory.mktemp('export') / 'hf')
+  assert [name for name, _ in export.export(pretrained_run, output)] == ['discriminator',
+                                                                         'generator']
+  return output
+
+
+def _hf(cls, directory):
+  loaded, info = cls.from_pretrained(directory, output_loading_info=True)
+  assert not any(info.values()), info
+  return loaded.eval()
+
+
+def test_pretraining_export_loads_in_transformers_with_our_outputs(pretrained_run, exported):
+  run = workdir.open_run(pretrained_run, '--workdir')
+  hf_tokenizer = transformers.AutoTokenizer.from_pretrained(os.path.join(exported, 'discriminator'))
+  assert [hf_tokenizer(t, add_special_tokens=False)['input_ids'] for t in TEXTS] == \
+      run.tokenizer.encode(TEXTS)
+  pair = hf_tokenizer(TEXTS[0], TEXTS[1], return_tensors='pt')
+  ids = pair['input_ids'].numpy()
+  assert ids[0, 0] == run.tokenizer.special_ids['cls_id']
+
+  params = export._restore_params(  # pylint: disable=protected-access
+      os.path.join(pretrained_run, 'checkpoints'),
+      lambda: model.ElectraPretrainer(run.config.model, nnx.Rngs(0)))
+  ours = model.ElectraPretrainer(run.config.model, nnx.Rngs(0))
+  nnx.update(ours, nnx.State(jax_tree(params)))
+  segments, mask = pair['token_type_ids'].numpy(), pair['attention_mask'].numpy()
+  with torch.no_grad():
+    disc = _hf(transformers.ElectraForPreTraining, os.path.join(exported, 'discriminator'))
+    gen = _hf(transformers.ElectraForMaskedLM, os.path.join(exported, 'generator'))
+    theirs_disc = disc(**pair).logits.numpy()
+    theirs_gen = gen(**pair).logits.numpy()
+  ours_disc = ours.discriminator_logits(jnp.asarray(ids), jnp.asarray(segments), jnp.asarray(mask),
+                                        deterministic=True)
+  positions = jnp.arange(ids.shape[1])[None]
+  ours_gen = ours.generator_logits(jnp.asarray(ids), jnp.asarray(segments), jnp.asarray(mask),
+                                   positions, deterministic=True)
+  assert np.abs(np.asarray(ours_disc) - theirs_disc).max() < 1e-4
+  assert np.abs(np.asarray(ours_gen) - theirs_gen).max() < 1e-4
+
+
+def jax_tree(params):
+  return {key: jax_tree(value) if isinstance(value, dict) else jnp.asarray(value)
+          for key, value in params.items()}
+
+
+def test_cli_refuses_an_existing_output_in_one_line(pretrained_run, exported):
+  result = subprocess.run(
+      [sys.executable, '-m', 'electra_jax.export', f'--workdir={pretrained_run}',
+       f'--output={exported}'], capture_output=True, text=True, check=False,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1] == (
+      f'error: --output={exported} already exists; give a new directory')
+  assert 'Traceback' not in result.stderr
+
+
+def test_a_failed_export_leaves_nothing(tmp_path, pretrained_run):
+  broken = tmp_path / 'run'
+  broken.mkdir()
+  for name in ('config.json', 'tokenizer.model'):
+    (broken / name).write_bytes(open(os.path.join(pretrained_run, name), 'rb').read())
+  with pytest.raises(UserError, match='does not exist: the run has no checkpoint'):
+    export.export(str(broken), str(tmp_path / 'out'))
+  assert sorted(os.listdir(tmp_path)) == ['run']
+
+
+def _tensors(directory):
+  return safetensors.numpy.load_file(os.path.join(directory, 'model.safetensors'))
+
+
+def test_continuing_from_an_export_without_change_exports_the_same_bits(exported, tmp_path):
+  config = small_config()
+  config.init_from_hf = exported
+  config.model.num_layers = 3  # Replaced by the folder's sizes.
+  config.data.source = 'text:' + write_corpus(str(tmp_path / 'corpus'), documents=40)
+  config.data.data_dir = str(tmp_path / 'data')
+  config.data.eval_fraction = 0.0
+  config.train.steps = 1  # Its update is scaled by the warmup's first rate, 0: nothing changes.
+  train.train_and_evaluate(config, str(tmp_path / 'run'))
+  export.export(str(tmp_path / 'run'), str(tmp_path / 'again'))
+  for name in ('discriminator', 'generator'):
+    before, after = _tensors(os.path.join(exported, name)), _tensors(tmp_path / 'again' / name)
+    assert before.keys() == after.keys()
+    for key in before:
+      assert np.array_equal(before[key], after[key]), key
+    with open(os.path.join(exported, name, 'config.json'), encoding='utf-8') as f:
+      assert json.load(f) == json.load(open(tmp_path / 'again' / name / 'config.json',
+                                            encoding='utf-8'))
+
+
+def test_finetuning_from_an_export_exports_a_sequence_classifier(exported, tmp_path):
+  config = classification.get_config()
+  config.init_from_hf = os.path.join(exported, 'discriminator')
+  config.train_file, config.eval_file = keyword_task(str(tmp_path), train_rows=96, eval_rows=48)
+  config.max_seq_length = 32
+  config.train.epochs, config.train.learning_rate = 2, 1e-3
+  config.train.eval_batch_size = 48
+  run = str(tmp_path / 'run')
+  finetune_train.finetune(config, run)
+  out = str(tmp_path / 'hf')
+  assert export.export(run, out) == [('', 'ElectraForSequenceClassification from seed_0')]
+
+  hf_model = _hf(transformers.ElectraForSequenceClassification, out)
+  assert hf_model.config.id2label == {0: 'no', 1: 'yes'}
+  tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+  with open(config.eval_file, encoding='utf-8') as f:
+    texts = [line.rsplit(',', 1)[0] for line in f.read().splitlines()[1:]]
+  with torch.no_grad():
+    logits = hf_model(**tokenizer(texts, padding=True, return_tensors='pt')).logits.numpy()
+  with open(os.path.join(run, 'predictions.jsonl'), encoding='utf-8') as f:
+    ours = [json.loads(line)['prediction'] for line in f]
+  assert [hf_model.config.id2label[i] for i in logits.argmax(-1)] == ours
+
+
+def test_an_original_head_does_not_export(exported, tmp_path):
+  config = classification.get_config()
+  config.init_from_hf = os.path.join(exported, 'discriminator')
+  config.classifier_head = 'original'
+  config.train_file, config.eval_file = keyword_task(str(tmp_path), train_rows=32, eval_rows=16)
+  config.max_seq_length, config.train.eval_batch_size = 32, 16
+  finetune_train.finetune(config, str(tmp_path / 'run'))
+  with pytest.raises(UserError, match='classifier_head=hf'):
+    export.export(str(tmp_path / 'run'), str(tmp_path / 'hf'))
+  assert not os.path.exists(tmp_path / 'hf')
