@@ -18,7 +18,7 @@ from absl import app, flags
 from flax import nnx
 import jax
 
-from electra_jax import checkpoint, model, workdir
+from electra_jax import checkpoint, cli, model, workdir
 from electra_jax.data import wordpiece
 from electra_jax.errors import UserError
 from electra_jax.finetune import train as finetune_train
@@ -129,6 +129,7 @@ def export(workdir_path: str, output: str, seed: int | None = None) -> list[tupl
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  cli.quiet_libraries()
   args = flags.FLAGS
   try:
     written = export(args.workdir, args.output, args.seed)
