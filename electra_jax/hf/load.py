@@ -14,6 +14,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from electra_jax.data import wordpiece
 from electra_jax.errors import UserError
 from electra_jax.hf import convert, folder
 
@@ -56,7 +57,7 @@ def pretraining_config(config: ml_collections.ConfigDict) -> ml_collections.Conf
   if config.data.tokenizer and os.path.abspath(os.path.expanduser(config.data.tokenizer)) != path:
     raise UserError('config.init_from_hf brings its own tokenizer; leave config.data.tokenizer unset')
   config.data.tokenizer = path
-  if tokenizer.file_name.endswith('.txt'):
+  if isinstance(tokenizer, wordpiece.WordPiece):
     config.data.lowercase, config.data.strip_accents = tokenizer.lowercase, tokenizer.strip_accents
   logging.info('model sizes and tokenizer from %s', config.init_from_hf)
   return config
