@@ -92,14 +92,23 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.log_every = 100  # Steps between console, metrics.jsonl and TensorBoard records.
   config.train.checkpoint_every = 5_000  # Steps between checkpoints (a final one is always written).
   config.train.keep_checkpoints = 3  # Most recent checkpoints kept on disk.
+  # A step whose loss or gradients are not finite never updates the parameters; then 'stop' ends
+  # the run with an error naming the step and the last good checkpoint, 'skip' goes on and counts it.
+  config.train.nonfinite = 'stop'
   config.train.eval_every = 5_000  # Steps between evaluations on the validation split; 0 = never.
   config.train.eval_batches = 20  # Global batches per evaluation (fewer if the split is smaller).
 
-  # --- mesh: how devices are laid out; one axis may be -1 (= all remaining devices). ---
+  # --- mesh: how devices are laid out. data, fsdp and tensor split the devices of one slice (one
+  # TPU slice, or one host of a GPU cluster when the dcn_ axes are used); one may be -1 (= all
+  # remaining devices). The dcn_ axes multiply them across slices (multi-slice TPU) or hosts, over
+  # the data-center network: keep parameter traffic off it (dcn_data, or dcn_fsdp with care).
   config.mesh = ml_collections.ConfigDict()
   config.mesh.data = -1  # Pure data parallelism: parameters replicated.
   config.mesh.fsdp = 1  # Data parallelism with parameters and optimizer state sharded.
   config.mesh.tensor = 1  # Heads, FFN and vocabulary split across devices.
+  config.mesh.dcn_data = 1  # Slices (or hosts) doing data parallelism; the job must have this many.
+  config.mesh.dcn_fsdp = 1
+  config.mesh.dcn_tensor = 1
   # Logical array axes (named in electra_jax/model.py) -> mesh axes. Unlisted axes are replicated.
   config.mesh.rules = (
       ('batch', ('data', 'fsdp')),

@@ -1,7 +1,10 @@
-"""Checkpoints with orbax: model + optimizer state and the data iterator's position, saved together.
+"""Checkpoints with orbax: model + optimizer state and the training loop's state (the data iterator's
+position and the loop's bookkeeping), saved together.
 
 Saves are asynchronous (training goes on while files are written) and atomic: orbax writes into a
-temporary directory and renames it when complete, so an interrupted save never looks like a checkpoint.
+temporary directory and renames it when complete (on GCS: marks it complete), so a save killed midway
+never looks like a checkpoint, and the next run restores the one before it. Every process writes its
+own shards of the state; the directory must be one that all hosts see.
 """
 
 import os
@@ -32,7 +35,7 @@ class Checkpoints:
     return self._manager.latest_step()
 
   def restore_latest(self, abstract_state):
-    """(train state, data iterator state) of the newest checkpoint, or None when there is none."""
+    """(train state, loop state) of the newest checkpoint, or None when there is none."""
     step = self._manager.latest_step()
     if step is None:
       return None
@@ -86,15 +89,23 @@ class Checkpoints:
                       f'describes ({len(problems)} arrays): {"; ".join(problems[:4])}'
                       f'{"; ..." if len(problems) > 4 else ""}')
 
-  def save(self, step: int, state, source, *, force: bool = False) -> bool:
-    """Starts saving `state` and `source.get_state()` if `step` is a multiple of `every` (or
-    `force`); returns whether one started. The source's state is read only when a save is due."""
-    if step % self._every and not force:
-      return False
-    return self._manager.save(step, force=True, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(source.get_state())))
+  def due(self, step: int) -> bool:
+    return step % self._every == 0
+
+  def save(self, step: int, state, loop: dict) -> None:
+    """Starts saving the train state and `loop` (JSON: the data position and the loop's own
+    bookkeeping) as checkpoint `step`; the write finishes in the background."""
+    self._manager.save(step, force=True, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(loop)))
+
+  def wait(self) -> None:
+    """Returns once every started save is complete on disk."""
+    self._manager.wait_until_finished()
+
+  def path(self, step: int) -> str:
+    return os.path.join(self.directory, str(step))
 
   def close(self) -> None:
     """Waits for pending writes, then releases the manager."""
-    self._manager.wait_until_finished()
+    self.wait()
     self._manager.close()

@@ -1,5 +1,6 @@
-"""What the electra_jax commands share: --config and --workdir, a quiet console, and user errors as
-one line with a non-zero exit instead of a traceback."""
+"""What the electra_jax commands share: --config and --workdir, joining a multi-process job, a quiet
+console, user errors as one line with a non-zero exit instead of a traceback, and a stop on SIGTERM or
+SIGINT as one line with exit 0."""
 
 import logging as std_logging
 import sys
@@ -10,6 +11,7 @@ import jax
 import ml_collections
 from ml_collections import config_flags
 
+from electra_jax import distributed, preemption
 from electra_jax.errors import UserError
 
 
@@ -29,16 +31,27 @@ def run(job: Callable[[ml_collections.ConfigDict, str], object]) -> None:
       'workdir', None, 'Directory for checkpoints, metrics.jsonl, tensorboard/ and results; '
       'running the same command again resumes from it.')
   flags.mark_flags_as_required(['config', 'workdir'])
+  coordinator_flag = flags.DEFINE_string(
+      'coordinator_address', None, 'Multi-process jobs: HOST:PORT of process 0, which every process '
+      'connects to. Not needed on Cloud TPU VMs, GKE TPU pods, or under SLURM with one process per '
+      'GPU, where JAX finds the job itself.')
+  processes_flag = flags.DEFINE_integer('num_processes', None, 'Multi-process jobs: how many.')
+  process_id_flag = flags.DEFINE_integer(
+      'process_id', None, 'Multi-process jobs: this process, from 0 to --num_processes - 1.')
 
   def main(argv):
     if len(argv) > 1:
       raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
     quiet_libraries()
-    if jax.process_index() != 0:
-      logging.set_verbosity(logging.WARNING)
     try:
+      distributed.initialize(coordinator_flag.value, processes_flag.value, process_id_flag.value)
+      if jax.process_index() != 0:
+        logging.set_verbosity(logging.WARNING)
       job(config_flag.value, workdir_flag.value)
     except UserError as e:
       sys.exit(f'error: {e}')
+    except preemption.Stopped as e:
+      if jax.process_index() == 0:
+        print(e, flush=True)
 
   app.run(main)

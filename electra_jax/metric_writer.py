@@ -69,8 +69,6 @@ class MetricWriter:
 
 class TrainLog:
   """Step metrics -> their mean over every `every` steps, written with time per step and tokens/s.
-
-  Reading a step's metrics waits for that step, so loops pass step n's after dispatching step n+1.
   """
 
   def __init__(self, writer: MetricWriter, *, first_step: int, total_steps: int, every: int,
@@ -81,8 +79,9 @@ class TrainLog:
     self._interval: list[dict] = []
     self._time, self._step = time.perf_counter(), first_step
 
-  def record(self, done: int, metrics) -> None:
-    self._interval.append(jax.device_get(metrics))
+  def record(self, done: int, metrics: dict[str, np.ndarray]) -> None:
+    """Adds step `done`'s metrics (on the host); writes the interval's means when one ends."""
+    self._interval.append(metrics)
     now = time.perf_counter()
     if done == self._first + 1:
       logging.info('first step (compilation included) took %.1fs', now - self._time)
@@ -96,6 +95,16 @@ class TrainLog:
     self._writer.write(done, means, seconds_per_step=seconds_per_step)
     self._interval.clear()
     self._time, self._step = now, done
+
+  def get_state(self) -> list[dict[str, float]]:
+    """The steps of the unfinished interval, for checkpoints: a run resumed between two records
+    writes the same means as an uninterrupted one."""
+    return [{name: float(value) for name, value in metrics.items()} for metrics in self._interval]
+
+  def set_state(self, interval: list[dict[str, float]]) -> None:
+    # Step metrics are float32 scalars; floats written by get_state give them back exactly.
+    self._interval = [{name: np.float32(value) for name, value in metrics.items()}
+                      for metrics in interval]
 
   def exclude(self, seconds: float) -> None:
     """Leaves time spent outside training (evaluation) out of the step time."""

@@ -7,9 +7,11 @@ config.mesh.rules maps those to mesh axes, so a layout change is a config change
 import math
 
 import jax
+from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import ml_collections
 from flax import nnx
+import numpy as np
 
 from electra_jax.errors import UserError
 
@@ -17,7 +19,25 @@ MESH_AXES = ('data', 'fsdp', 'tensor')
 
 
 def mesh_shape(mesh_config: ml_collections.ConfigDict, num_devices: int) -> tuple[int, ...]:
-  """The mesh shape with its -1 axis (if any) filled so that the product equals num_devices."""
+  """The whole mesh's shape: the in-slice axes (their -1, if any, filled so that the slice uses all
+  its devices) times the dcn_ axes across slices."""
+  dcn = dcn_shape(mesh_config)
+  if num_devices % math.prod(dcn):
+    raise UserError(f'config.mesh.dcn_* ({dict(zip(MESH_AXES, dcn))}) ask for {math.prod(dcn)} '
+                    f'slices, which does not divide the {num_devices} devices')
+  ici = ici_shape(mesh_config, num_devices // math.prod(dcn))
+  return tuple(i * d for i, d in zip(ici, dcn))
+
+
+def dcn_shape(mesh_config: ml_collections.ConfigDict) -> tuple[int, ...]:
+  shape = tuple(mesh_config[f'dcn_{axis}'] for axis in MESH_AXES)
+  if any(size < 1 for size in shape):
+    raise UserError(f'config.mesh.dcn_* must be positive, got {dict(zip(MESH_AXES, shape))}')
+  return shape
+
+
+def ici_shape(mesh_config: ml_collections.ConfigDict, num_devices: int) -> tuple[int, ...]:
+  """The mesh shape within one slice, its -1 axis (if any) filled so that it uses num_devices."""
   shape = [mesh_config[axis] for axis in MESH_AXES]
   if shape.count(-1) > 1:
     raise UserError(f'config.mesh has {shape.count(-1)} axes set to -1 ({shape}); at most one may '
@@ -37,10 +57,22 @@ def mesh_shape(mesh_config: ml_collections.ConfigDict, num_devices: int) -> tupl
 
 
 def make_mesh(mesh_config: ml_collections.ConfigDict, devices=None) -> Mesh:
+  """The mesh. With dcn_ axes, each axis is (slices) x (in-slice), the slower network outside: TPU
+  slices when the devices have several, otherwise processes (the hosts of a GPU cluster), so that
+  only the dcn_ axes' collectives cross the slow links."""
   devices = jax.devices() if devices is None else devices
-  shape = mesh_shape(mesh_config, len(devices))
-  return jax.make_mesh(shape, MESH_AXES, axis_types=(jax.sharding.AxisType.Auto,) * len(MESH_AXES),
-                       devices=devices)
+  axis_types = (jax.sharding.AxisType.Auto,) * len(MESH_AXES)
+  shape, dcn = mesh_shape(mesh_config, len(devices)), dcn_shape(mesh_config)
+  if math.prod(dcn) == 1:
+    return jax.make_mesh(shape, MESH_AXES, axis_types=axis_types, devices=devices)
+  slices = {getattr(device, 'slice_index', 0) for device in devices}
+  granules = len(slices) if len(slices) > 1 else len({d.process_index for d in devices})
+  if granules != math.prod(dcn):
+    raise UserError(f'config.mesh.dcn_* ({dict(zip(MESH_AXES, dcn))}) ask for {math.prod(dcn)} '
+                    f'{"slices" if len(slices) > 1 else "processes"}, but the job has {granules}')
+  ici = tuple(size // across for size, across in zip(shape, dcn))
+  grid = mesh_utils.create_hybrid_device_mesh(ici, dcn, devices, process_is_granule=len(slices) == 1)
+  return Mesh(grid, MESH_AXES, axis_types=axis_types)
 
 
 def axis_tuple(axes) -> tuple[str, ...]:
@@ -99,3 +131,27 @@ def named(mesh: Mesh, specs):
 
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
+
+
+def process_rows(batch_sharding: NamedSharding, size: int) -> np.ndarray:
+  """The rows of a `size`-row global batch that this process's devices hold, ascending: what the
+  process reads from the data, whatever the mesh layout and process count."""
+  rows = set()
+  for index in batch_sharding.addressable_devices_indices_map((size,)).values():
+    rows.update(range(*index[0].indices(size)))
+  return np.array(sorted(rows), np.int64)
+
+
+def replication(abstract_params) -> tuple[int, int, float]:
+  """(parameter bytes in all, parameter bytes on each device, fraction of the parameter bytes held
+  whole by every device) for ShapeDtypeStructs carrying NamedShardings. FSDP and tensor parallelism
+  exist to bring the last two down."""
+  total = per_device = replicated = 0
+  for param in jax.tree.leaves(abstract_params):
+    size = math.prod(param.shape) * param.dtype.itemsize
+    mesh, spec = param.sharding.mesh, param.sharding.spec
+    shards = math.prod(mesh.shape[axis] for axes in spec for axis in axis_tuple(axes))
+    total += size
+    per_device += size // shards
+    replicated += size if shards == 1 else 0
+  return total, per_device, replicated / total

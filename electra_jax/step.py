@@ -66,11 +66,18 @@ def make_train_step(graphdef, tx, schedule, loss: Callable):
     def loss_fn(params):
       return loss(nnx.merge(graphdef, params), batch, step_rng, False)
 
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (loss_value, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = {**metrics, 'grad_norm': optax.tree.norm(grads),
-               'learning_rate': jnp.asarray(schedule(state.step), jnp.float32)}
+    grad_norm = optax.tree.norm(grads)
+    # A non-finite loss or gradient would poison every later step: keep the old parameters and
+    # optimizer state; the loop stops or counts the skip (config.train.nonfinite).
+    finite = jnp.isfinite(loss_value) & jnp.isfinite(grad_norm)
+    params, opt_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old),
+                                     (params, opt_state), (state.params, state.opt_state))
+    metrics = {**metrics, 'grad_norm': grad_norm,
+               'learning_rate': jnp.asarray(schedule(state.step), jnp.float32),
+               'update_skipped': 1 - finite.astype(jnp.float32)}
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
   return train_step

@@ -9,7 +9,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from electra_jax import checkpoint, data, optimizer, sharding, step, validation
+from electra_jax import checkpoint, data, optimizer, preemption, sharding, step, validation
 from electra_jax import workdir as workdir_lib
 from electra_jax.errors import UserError
 from electra_jax.hf import load as hf_load
@@ -22,12 +22,17 @@ def _log_setup(config, mesh, training: step.Training) -> None:
   logging.info('devices: %d x %s on %d process(es); mesh %s', jax.device_count(),
                jax.devices()[0].device_kind, jax.process_count(), dict(mesh.shape))
   logging.info('parameters: %s', ', '.join(f'{name} {n / 1e6:.2f}M' for name, n in counts.items()))
+  total, per_device, replicated = sharding.replication(training.abstract_state.params)
+  logging.info('parameter bytes: %.1f MB in all, %.1f MB per device; %.1f%% of them replicated on '
+               'every device', total / 1e6, per_device / 1e6, 100 * replicated)
   logging.info('global batch %d x %d tokens, %d steps', config.train.batch_size,
                config.data.max_seq_length, config.train.steps)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.TrainState:
-  """Trains until config.train.steps, resuming from the newest checkpoint in workdir if there is one."""
+  """Trains until config.train.steps, resuming from the newest checkpoint in workdir if there is one.
+
+  Raises preemption.Stopped when SIGTERM/SIGINT stopped it early (a checkpoint was written)."""
   if config.init_from_hf:
     config = hf_load.pretraining_config(config)
   validation.validate(config, jax.device_count(), jax.process_count())
@@ -35,12 +40,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
     raise UserError(f'--workdir={workdir} exists and is not a directory')
   os.makedirs(workdir, exist_ok=True)
 
-  inputs = data.prepare(config, jax.process_index(), jax.process_count())
+  mesh = sharding.make_mesh(config.mesh)
+  placement = data.Placement(sharding.batch_sharding(mesh, config.mesh.rules),
+                             config.train.batch_size)
+  inputs = data.prepare(config, placement.rows)
   config = inputs.config  # Special token ids now come from the tokenizer: check them again.
   validation.validate(config, jax.device_count(), jax.process_count())
   workdir_lib.record(workdir, config, inputs.tokenizer)  # For fine-tuning and export.
-  source = inputs.train
-  mesh = sharding.make_mesh(config.mesh)
   training = step.build(step.rtd_objective(config), *optimizer.create(config.train), mesh,
                         config.mesh.rules)
   _log_setup(config, mesh, training)
@@ -50,13 +56,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
   init_rng, step_rng, eval_rng = jax.random.split(jax.random.key(config.train.seed), 3)
 
   restored = checkpoints.restore_latest(training.abstract_state)
+  loop_state = None
   if restored is None:
     state = training.init(init_rng)
     if config.init_from_hf:
       state = state.replace(params=hf_load.pretrainer_params(config, training.abstract_state.params))
   else:
-    state, data_state = restored
-    source.set_state(data_state)
+    state, loop_state = restored
     logging.info('resumed from %s at step %d', checkpoints.directory, int(state.step))
 
   total = config.train.steps
@@ -71,7 +77,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
     started = time.perf_counter()
     batch_metrics, pending_eval = [], None
     for index, local_batch in enumerate(inputs.eval):
-      metrics = training.eval_step(params, data.to_global(local_batch, training.batch_sharding),
+      metrics = training.eval_step(params, placement.place(local_batch),
                                    jax.random.fold_in(eval_rng, index))
       if pending_eval is not None:
         batch_metrics.append(jax.device_get(pending_eval))
@@ -81,36 +87,78 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
                         for name in batch_metrics[0]}, split='eval')
     log.exclude(time.perf_counter() - started)  # Keep tokens/s a training figure.
 
-  state = run_steps(training, state, source, step_rng, total=total, log=log, checkpoints=checkpoints,
-                    evaluate=evaluate, eval_every=config.train.eval_every if inputs.eval else 0)
-  checkpoints.close()
-  writer.close()
+  try:
+    state = run_steps(training, state, inputs.train, placement, step_rng, total=total, log=log,
+                      checkpoints=checkpoints, nonfinite=config.train.nonfinite,
+                      loop_state=loop_state, evaluate=evaluate,
+                      eval_every=config.train.eval_every if inputs.eval else 0)
+  finally:
+    checkpoints.close()
+    writer.close()
   logging.info('done: step %d; checkpoints in %s', int(state.step), checkpoints.directory)
   return state
 
 
-def run_steps(training: step.Training, state: step.TrainState, batches, rng: jax.Array, *,
-              total: int, log: TrainLog, checkpoints: checkpoint.Checkpoints,
+def run_steps(training: step.Training, state: step.TrainState, batches, placement: data.Placement,
+              rng: jax.Array, *, total: int, log: TrainLog, checkpoints: checkpoint.Checkpoints,
+              nonfinite: str, loop_state: dict | None = None,
               evaluate: Callable[[int, Any], None] | None = None,
               eval_every: int = 0) -> step.TrainState:
   """Steps from state.step to `total`, checkpointing as due and always at the end; with eval_every,
-  calls evaluate(step, params) every eval_every steps and after the last."""
+  calls evaluate(step, params) every eval_every steps and after the last. `loop_state` is what a
+  restored checkpoint holds besides the train state.
+
+  Raises preemption.Stopped after checkpointing when SIGTERM/SIGINT asks to stop, and UserError at a
+  non-finite step when `nonfinite` is 'stop'.
+  """
+  skipped = 0
+  if loop_state is not None:
+    batches.set_state(loop_state['data'])
+    log.set_state(loop_state['log'])
+    skipped = loop_state['skipped']
+
+  def check_and_record(done: int, metrics) -> None:
+    nonlocal skipped
+    metrics = jax.device_get(metrics)
+    if metrics['update_skipped']:
+      problem = (f'step {done}: the loss ({float(metrics["loss"]):.4g}) or the gradient norm '
+                 f'({float(metrics["grad_norm"]):.4g}) is not finite')
+      if nonfinite == 'stop':
+        checkpoints.wait()
+        last = checkpoints.latest_step()
+        raise UserError(
+            f'{problem}; the last good checkpoint is '
+            f'{"none" if last is None else checkpoints.path(last)} (a rerun resumes from it); '
+            'lower config.train.learning_rate, or set config.train.nonfinite=skip')
+      skipped += 1
+      logging.warning('%s: update skipped (%d skipped in this run)', problem, skipped)
+    log.record(done, metrics)
+
   # Step n's metrics are read after step n+1 is dispatched: the host never waits on an idle device,
-  # and at most two steps are in flight.
+  # and at most two steps are in flight. Before a checkpoint or an evaluation the newest step is
+  # read first, so that nothing non-finite is ever saved as a good checkpoint.
   pending = None
-  for step_index in range(int(state.step), total):
-    batch = data.to_global(next(batches), training.batch_sharding)
-    state, metrics = training.train_step(state, batch, rng)
-    if pending is not None:
-      log.record(*pending)
-    pending = (step_index + 1, metrics)
-    checkpoints.save(step_index + 1, state, batches)
-    if eval_every and ((step_index + 1) % eval_every == 0 or step_index + 1 == total):
-      log.record(*pending)
-      pending = None
-      evaluate(step_index + 1, state.params)
-  if pending is not None:
-    log.record(*pending)
-  if checkpoints.latest_step() != int(state.step):
-    checkpoints.save(int(state.step), state, batches, force=True)
+  with preemption.StopRequests() as stops:
+    for step_index in range(int(state.step), total):
+      state, metrics = training.train_step(state, placement.place(next(batches)), rng)
+      if pending is not None:
+        check_and_record(*pending)
+      done = step_index + 1
+      pending = (done, metrics)
+      stop = stops.requested(done)
+      save = stop or checkpoints.due(done) or done == total
+      evaluating = eval_every and (done % eval_every == 0 or done == total)
+      if save or evaluating:
+        check_and_record(*pending)
+        pending = None
+      if save:
+        checkpoints.save(done, state, {'data': batches.get_state(), 'log': log.get_state(),
+                                       'skipped': skipped})
+      if evaluating:
+        evaluate(done, state.params)
+      if stop:
+        checkpoints.wait()
+        raise preemption.Stopped(done, checkpoints.path(done))
+  if skipped:
+    logging.warning('%d updates were skipped for non-finite loss or gradients', skipped)
   return state

@@ -7,6 +7,8 @@ import ml_collections
 from electra_jax import model, rtd, sharding
 from electra_jax.errors import UserError
 
+NONFINITE = ('stop', 'skip')
+
 
 def _require(condition: bool, message: str) -> None:
   if not condition:
@@ -64,13 +66,16 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, process_count:
   _require(train.learning_rate > 0, f'config.train.learning_rate={train.learning_rate} must be '
            'positive')
 
-  validate_batch_sizes(config, ('batch_size',), num_devices, process_count)
+  validate_training(config, ('batch_size',), num_devices, process_count)
 
 
-def validate_batch_sizes(config: ml_collections.ConfigDict, names: tuple[str, ...],
-                         num_devices: int, process_count: int) -> None:
-  """The mesh rules are usable and each config.train.<name> splits evenly over the data-parallel
-  devices and the processes."""
+def validate_training(config: ml_collections.ConfigDict, batch_names: tuple[str, ...],
+                      num_devices: int, process_count: int) -> None:
+  """What pre-training and fine-tuning share: the non-finite policy, usable mesh rules, and each
+  config.train.<name> of batch_names splitting evenly over the data-parallel devices and processes."""
+  _require(config.train.nonfinite in NONFINITE,
+           f'config.train.nonfinite={config.train.nonfinite!r} is unknown; use one of '
+           f'{", ".join(NONFINITE)}')
   shape = dict(zip(sharding.MESH_AXES, sharding.mesh_shape(config.mesh, num_devices)))
   unknown = {axis for _, axes in config.mesh.rules
              for axis in sharding.axis_tuple(axes) if axis not in shape}
@@ -78,7 +83,7 @@ def validate_batch_sizes(config: ml_collections.ConfigDict, names: tuple[str, ..
            f'are {", ".join(sharding.MESH_AXES)}')
   _require('batch' in dict(config.mesh.rules), "config.mesh.rules must map the logical axis 'batch'")
   data_parallel = math.prod(shape[axis] for axis in sharding.batch_axes(config.mesh.rules))
-  for name in names:
+  for name in batch_names:
     size = config.train[name]
     _require(size > 0 and size % data_parallel == 0,
              f'config.train.{name}={size} is not a positive multiple of the {data_parallel} '

@@ -1,6 +1,7 @@
 """Eight fake CPU devices, set before JAX initialises, so that sharded code paths run on any machine."""
 
 import csv
+import json
 import os
 import random
 import sys
@@ -11,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pytest  # pylint: disable=g-import-not-at-top
 
-from configs import tiny  # pylint: disable=g-import-not-at-top
+from tests import small_config as small_config_file  # pylint: disable=g-import-not-at-top
 
 
 @pytest.fixture
@@ -19,26 +20,36 @@ def config():
   return small_config()
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def small_config():
-  """configs/tiny.py shrunk further so that a step compiles in a few seconds."""
-  c = tiny.get_config()
-  c.model.vocab_size = 128
-  c.model.embedding_size = 32
-  c.model.hidden_size = 64
-  c.model.num_layers = 1
-  c.model.num_heads = 2
-  c.model.intermediate_size = 128
-  c.model.max_position_embeddings = 32
-  c.data.max_seq_length = 32
-  c.train.batch_size = 16
-  c.train.steps = 20
-  c.train.warmup_steps = 2
-  c.train.log_every = 1
-  c.train.checkpoint_every = 3
-  c.mesh.data = -1
-  c.data.source = 'synthetic'
-  c.train.eval_every = 0
-  return c
+  return small_config_file.get_config()
+
+
+def cli_env(devices: int = 2, data_dir: str | None = None, **extra) -> dict[str, str]:
+  """The environment for running a command in a subprocess on `devices` fake CPU devices."""
+  env = {**os.environ, 'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}',
+         'JAX_PLATFORMS': 'cpu', **extra}
+  if data_dir:
+    env['ELECTRA_JAX_DATA_DIR'] = data_dir  # The builtin corpus, tokenizer and dataset go here.
+  return env
+
+
+def read_metrics(workdir) -> list[dict]:
+  with open(os.path.join(workdir, 'metrics.jsonl'), encoding='utf-8') as f:
+    return [json.loads(line) for line in f]
+
+
+def saved_state(step_dir) -> dict:
+  """A checkpoint's train state as numpy arrays, whatever mesh wrote it."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  path = os.path.join(step_dir, 'state')
+  metadata = ocp.PyTreeCheckpointer().metadata(path).item_metadata
+  return ocp.PyTreeCheckpointer().restore(path, restore_args=jax.tree.map(
+      lambda _: ocp.RestoreArgs(restore_type=np.ndarray), metadata))
 
 
 _WORDS = ('the model reads text and learns which tokens were replaced by a small generator while '

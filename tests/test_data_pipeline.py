@@ -25,7 +25,7 @@ class _Rows:
 
 
 def _batches(n=100, **kwargs):
-  args = dict(dataset_key='k', local_batch_size=8, seed=0, process_index=0, process_count=1)
+  args = dict(dataset_key='k', batch_size=8, rows=np.arange(8), seed=0)
   return pipeline.TrainBatches(n, pipeline.reader(_Rows(n), 12), **{**args, **kwargs})
 
 
@@ -67,19 +67,21 @@ def test_a_state_from_other_data_is_rejected():
     _batches(dataset_key='other').set_state(state)
 
 
-def test_processes_read_disjoint_shards_of_one_global_order():
-  whole = next(_batches(local_batch_size=8))['input_ids']
-  halves = [next(_batches(local_batch_size=4, process_index=p, process_count=2))['input_ids']
-            for p in range(2)]
-  # Global element j goes to process j % 2: the shards interleave to the one-process batch.
-  np.testing.assert_array_equal(np.stack(halves, 1).reshape(8, 12), whole)
+def test_processes_read_their_rows_of_one_global_order():
+  whole = next(_batches())['input_ids']
+  rows = [np.array([0, 1, 2, 3]), np.array([4, 5, 6, 7]), np.array([1, 6])]
+  for part in rows:
+    np.testing.assert_array_equal(next(_batches(rows=part))['input_ids'], whole[part])
 
 
-def test_eval_batches_are_fixed_and_counted_globally():
-  def batches():
-    return pipeline.eval_batches(_Rows(39), local_batch_size=4, max_length=12, process_index=0,
-                                 process_count=2, max_batches=10)
-  first, again = batches(), batches()
-  assert len(first) == 39 // 8  # Process 0 holds 20 rows (5 local batches); process 1 only 19.
+def test_eval_batches_are_fixed_full_global_batches():
+  def batches(rows):
+    return pipeline.eval_batches(_Rows(39), batch_size=8, rows=rows, max_length=12,
+                                 max_batches=10)
+  first, again = batches(np.arange(4)), batches(np.arange(4))
+  assert len(first) == 39 // 8
   for a, b in zip(first, again):
     np.testing.assert_array_equal(a['input_ids'], b['input_ids'])
+  whole, second_half = batches(np.arange(8)), batches(np.arange(4, 8))
+  for w, a, b in zip(whole, first, second_half):
+    np.testing.assert_array_equal(np.concatenate([a['input_ids'], b['input_ids']]), w['input_ids'])

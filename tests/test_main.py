@@ -55,3 +55,14 @@ def test_bad_data_is_one_line_without_traceback(tmp_path):
   assert result.stderr.strip().splitlines()[-1] == (
       f'error: text:{tmp_path}/nothing/*.txt matches no files; give a glob such as '
       'text:/data/*.txt')
+
+
+def test_a_diverging_run_stops_with_one_line(tmp_path):
+  result = _main('--config=tests/small_config.py', f'--workdir={tmp_path}/run',
+                 '--config.train.learning_rate=1e30', '--config.train.warmup_steps=0',
+                 '--config.train.checkpoint_every=1')
+  assert result.returncode == 1 and 'Traceback' not in result.stderr
+  assert result.stderr.strip().splitlines()[-1] == (
+      f'error: step 2: the loss (nan) or the gradient norm (nan) is not finite; the last good '
+      f'checkpoint is {tmp_path}/run/checkpoints/1 (a rerun resumes from it); lower '
+      'config.train.learning_rate, or set config.train.nonfinite=skip')

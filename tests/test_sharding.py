@@ -1,8 +1,9 @@
+import jax
 from jax.sharding import PartitionSpec as P
 from flax import nnx
 import pytest
 
-from electra_jax import model, sharding
+from electra_jax import model, optimizer, sharding, step
 from electra_jax.errors import UserError
 
 
@@ -50,3 +51,39 @@ def test_check_divisible_names_the_parameter(config):
   params = nnx.to_pure_dict(variables)
   with pytest.raises(UserError, match='word_embeddings.embedding'):
     sharding.check_divisible(params, specs, sharding.make_mesh(config.mesh))
+
+
+def test_dcn_axes_multiply_the_slice_axes(config):
+  config.mesh.data, config.mesh.fsdp, config.mesh.tensor = -1, 2, 1
+  config.mesh.dcn_data = 2
+  assert sharding.mesh_shape(config.mesh, 8) == (4, 2, 1)  # 4 devices a slice: data 1 x 2 slices.
+  config.mesh.dcn_data = 3
+  with pytest.raises(UserError, match='ask for 3 slices, which does not divide the 8 devices'):
+    sharding.mesh_shape(config.mesh, 8)
+
+
+def test_dcn_axes_need_as_many_slices_or_processes(config):
+  config.mesh.dcn_data = 2  # One process here, with one slice.
+  with pytest.raises(UserError, match='ask for 2 processes, but the job has 1'):
+    sharding.make_mesh(config.mesh)
+
+
+@pytest.mark.parametrize('mesh_shape', [(8, 1, 1), (1, 8, 1), (2, 2, 2)])
+def test_replication_report_matches_the_bytes_on_a_device(config, mesh_shape):
+  config.mesh.data, config.mesh.fsdp, config.mesh.tensor = mesh_shape
+  mesh = sharding.make_mesh(config.mesh)
+  training = step.build(step.rtd_objective(config), *optimizer.create(config.train), mesh,
+                        config.mesh.rules)
+  params = training.init(jax.random.key(0)).params
+  total, per_device, replicated = sharding.replication(training.abstract_state.params)
+  device = jax.devices()[0]
+  leaves = jax.tree.leaves(params)
+  assert total == sum(p.nbytes for p in leaves)
+  assert per_device == sum(s.data.nbytes for p in leaves for s in p.addressable_shards
+                           if s.device == device)
+  assert replicated == pytest.approx(
+      sum(p.nbytes for p in leaves if p.sharding.is_fully_replicated) / total)
+  if mesh_shape == (8, 1, 1):
+    assert replicated == 1 and per_device == total
+  else:
+    assert replicated < 0.05 and per_device < total / 3

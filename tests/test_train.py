@@ -3,9 +3,13 @@ import os
 import shutil
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from electra_jax import data, train
+from electra_jax import data, rtd, train
+from electra_jax.errors import UserError
+from tests.conftest import saved_state
 
 
 def _records(workdir):
@@ -72,13 +76,13 @@ def test_evaluation_is_logged_with_fixed_batches(config, tmp_path):
 def test_a_resumed_run_on_text_reads_exactly_the_unseen_batches(text_config, tmp_path, monkeypatch):
   text_config.train.steps, text_config.train.checkpoint_every = 6, 3
   seen = []
-  to_global = data.to_global
+  place = data.Placement.place
 
-  def recording(batch, sharding):
+  def recording(self, batch):
     seen.append({k: np.array(v) for k, v in batch.items()})
-    return to_global(batch, sharding)
+    return place(self, batch)
 
-  monkeypatch.setattr(data, 'to_global', recording)
+  monkeypatch.setattr(data.Placement, 'place', recording)
   full = str(tmp_path / 'full')
   train.train_and_evaluate(text_config, full)
   uninterrupted, seen[:] = list(seen), []
@@ -91,3 +95,46 @@ def test_a_resumed_run_on_text_reads_exactly_the_unseen_batches(text_config, tmp
   for want, got in zip(uninterrupted[3:], seen):
     for key in want:
       np.testing.assert_array_equal(got[key], want[key])
+
+
+def _poison_step(config, monkeypatch, step: int) -> None:
+  """Makes the loss NaN on the batch of `step` (1-based) only."""
+  bad = jnp.asarray(data.prepare(config).train.batch(step - 1)['input_ids'])
+  rtd_loss = rtd.rtd_loss
+
+  def poisoned(model, batch, *args, **kwargs):
+    loss, metrics = rtd_loss(model, batch, *args, **kwargs)
+    loss = loss * jnp.where(jnp.array_equal(batch['input_ids'], bad), jnp.nan, 1.0)
+    return loss, {**metrics, 'loss': loss}
+
+  monkeypatch.setattr(rtd, 'rtd_loss', poisoned)
+
+
+def test_a_nonfinite_step_stops_the_run_naming_the_last_good_checkpoint(config, tmp_path,
+                                                                       monkeypatch):
+  config.train.steps, config.train.checkpoint_every, config.train.nonfinite = 6, 2, 'stop'
+  _poison_step(config, monkeypatch, 4)  # A step with a checkpoint due: it must not be saved.
+  workdir = tmp_path / 'run'
+  with pytest.raises(UserError, match=(
+      r'^step 4: the loss \(nan\) or the gradient norm \(nan\) is not finite; the last good '
+      rf'checkpoint is {workdir}/checkpoints/2 \(a rerun resumes from it\)')):
+    train.train_and_evaluate(config, str(workdir))
+  assert os.listdir(workdir / 'checkpoints') == ['2']
+  assert [r['step'] for r in _records(workdir)] == [1, 2, 3]
+
+
+def test_a_skipped_nonfinite_step_leaves_the_state_alone_and_is_counted(config, tmp_path,
+                                                                       monkeypatch):
+  config.train.steps, config.train.checkpoint_every, config.train.keep_checkpoints = 5, 1, 10
+  config.train.nonfinite = 'skip'
+  _poison_step(config, monkeypatch, 3)
+  workdir = tmp_path / 'run'
+  train.train_and_evaluate(config, str(workdir))
+  records = _records(workdir)
+  assert [r['update_skipped'] for r in records] == [0, 0, 1, 0, 0]
+  assert np.isnan(records[2]['loss']) and np.isfinite(records[-1]['loss'])
+  before, skipped, after = (saved_state(workdir / 'checkpoints' / str(s)) for s in (2, 3, 4))
+  jax.tree.map(np.testing.assert_array_equal, (skipped['params'], skipped['opt_state']),
+               (before['params'], before['opt_state']))
+  assert not np.array_equal(after['params']['embeddings']['LayerNorm']['scale'],
+                            skipped['params']['embeddings']['LayerNorm']['scale'])

@@ -60,6 +60,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.original_optimizer = False  # Adam without bias correction, as the original.
   config.train.log_every = 50  # Steps between training records.
   config.train.checkpoint_every = 1_000  # Steps between checkpoints (one is always written at the end).
+  config.train.nonfinite = 'stop'  # Non-finite loss or gradients: 'stop' or 'skip' (configs/common.py).
 
   # Each seed fine-tunes from the same checkpoint with its own head init, dropout and data order; the
   # results are reported per seed and as the median, as the paper does. E.g. --config.seeds=0,1,2,3,4

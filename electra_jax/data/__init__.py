@@ -9,7 +9,7 @@ Real sources go corpus -> tokenizer (data/tokenizer.py, trained and cached unles
 examples (data/examples.py) -> a cached TFDS array_record dataset (data/dataset.py) -> grain batches
 (data/pipeline.py). Whatever the source, training sees the same contract:
   - `train`: an iterator of process-local batches: dicts of int32 numpy arrays `input_ids`,
-    `segment_ids`, `input_mask`, each [global_batch_size / process_count, max_seq_length], laid out
+    `segment_ids`, `input_mask`, each [this process's rows of the global batch, max_seq_length], laid out
     `[CLS] A [SEP] B [SEP] [PAD]...`, with `get_state()` -> JSON-serialisable dict and `set_state(dict)`
     so that the checkpoint holds its position and a resumed run continues with exactly the next batch;
   - `eval`: a fixed list of such batches (possibly empty), the same at every evaluation.
@@ -21,9 +21,11 @@ import os
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
 
+from electra_jax import sharding as sharding_lib
 from electra_jax.data import builtin, corpus, dataset, pipeline
 from electra_jax.data import tokenizer as tokenizer_lib
 from electra_jax.data.synthetic import SyntheticSource
@@ -98,34 +100,41 @@ def build(config: ml_collections.ConfigDict
   return dataset.build(data_dir(config), plan), config, tokenizer
 
 
-def prepare(config: ml_collections.ConfigDict, process_index: int = 0,
-            process_count: int = 1) -> Data:
-  """The train iterator and eval batches of this process."""
-  local_batch = config.train.batch_size // process_count
+def _in_turn(fn):
+  """fn() on process 0, then on the others: a cache that several hosts share (NFS, one machine's
+  disk) is built once, by process 0, and found by the rest; on separate disks each builds its own."""
+  if jax.process_count() == 1:
+    return fn()
+  result = fn() if jax.process_index() == 0 else None
+  multihost_utils.sync_global_devices('electra_jax: process 0 prepared the data')
+  return fn() if jax.process_index() != 0 else result
+
+
+def prepare(config: ml_collections.ConfigDict, rows: np.ndarray | None = None) -> Data:
+  """The train iterator and eval batches of this process: `rows` of every global batch
+  (Placement.rows; None = all, for a single process)."""
+  rows = np.arange(config.train.batch_size) if rows is None else rows
   max_length = config.data.max_seq_length
   if config.data.source == 'synthetic':
     def synthetic(seed):
       return SyntheticSource(
           vocab_size=config.model.vocab_size, max_seq_length=max_length,
           global_batch_size=config.train.batch_size, seed=seed, pad_id=config.data.pad_id,
-          cls_id=config.data.cls_id, sep_id=config.data.sep_id, process_index=process_index,
-          process_count=process_count)
+          cls_id=config.data.cls_id, sep_id=config.data.sep_id, rows=rows)
     held_out = synthetic(config.train.seed + 1)
     return Data(config, synthetic(config.train.seed),
                 [held_out.batch(i) for i in range(config.train.eval_batches)], tokenizer=None)
 
-  path, config, tokenizer = build(config)
+  path, config, tokenizer = _in_turn(lambda: build(config))
   train_split = dataset.open_split(path, 'train')
   train = pipeline.TrainBatches(
       len(train_split), pipeline.reader(train_split, max_length),
       dataset_key=os.path.basename(os.path.dirname(os.path.dirname(path))),
-      local_batch_size=local_batch, seed=config.train.seed,
-      process_index=process_index, process_count=process_count,
+      batch_size=config.train.batch_size, rows=rows, seed=config.train.seed,
       read_threads=config.data.read_threads)
   eval_split = dataset.open_split(path, 'validation')
   eval_batches = [] if eval_split is None else pipeline.eval_batches(
-      eval_split, local_batch_size=local_batch, max_length=max_length,
-      process_index=process_index, process_count=process_count,
+      eval_split, batch_size=config.train.batch_size, rows=rows, max_length=max_length,
       max_batches=config.train.eval_batches)
   logging.info('data: %d train examples (%.1f steps per epoch), %d eval batches', len(train_split),
                len(train_split) / config.train.batch_size, len(eval_batches))
@@ -135,7 +144,23 @@ def prepare(config: ml_collections.ConfigDict, process_index: int = 0,
   return Data(config, train, eval_batches, tokenizer)
 
 
-def to_global(local_batch: dict[str, np.ndarray], sharding: jax.sharding.Sharding) -> dict:
-  """Assembles every process's local rows into global jax.Arrays laid out by `sharding`."""
-  return {key: jax.make_array_from_process_local_data(sharding, value)
-          for key, value in local_batch.items()}
+class Placement:
+  """Where this process's rows of every `size`-row global batch go: it reads exactly the rows its
+  devices hold (`rows`), so the global batch, its order included, is the same for any number of
+  processes and any mesh layout, and a checkpoint's data position means the same batch everywhere."""
+
+  def __init__(self, batch_sharding: jax.sharding.NamedSharding, size: int):
+    self.sharding, self.size = batch_sharding, size
+    self.rows = sharding_lib.process_rows(batch_sharding, size)
+
+  def place(self, local_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    """The process's rows (in `rows` order) -> global arrays laid out by the batch sharding."""
+
+    def global_array(value):
+      def shard(index):
+        start, stop, _ = index[0].indices(self.size)
+        first = int(np.searchsorted(self.rows, start))
+        return value[first:first + stop - start]
+      return jax.make_array_from_callback((self.size, *value.shape[1:]), self.sharding, shard)
+
+    return {key: global_array(value) for key, value in local_batch.items()}

@@ -19,7 +19,7 @@ import jax
 import ml_collections
 
 from electra_jax import sharding
-from electra_jax.data import builtin, corpus, dataset, pipeline, to_global
+from electra_jax.data import Placement, builtin, corpus, dataset, pipeline
 from electra_jax.data import tokenizer as tokenizer_lib
 
 _TEXT_MB = flags.DEFINE_float('text_mb', 16, 'MB of text to build (the builtin corpus, repeated).')
@@ -41,17 +41,18 @@ def _repeat_builtin(directory: str, text_mb: float) -> corpus.Corpus:
 
 
 def _load_tokens_per_sec(path: str) -> float:
-  mesh = sharding.make_mesh(ml_collections.ConfigDict({'data': -1, 'fsdp': 1, 'tensor': 1}))
-  batch_sharding = sharding.batch_sharding(mesh, (('batch', ('data',)),))
+  mesh = sharding.make_mesh(ml_collections.ConfigDict(
+      {'data': -1, 'fsdp': 1, 'tensor': 1, 'dcn_data': 1, 'dcn_fsdp': 1, 'dcn_tensor': 1}))
+  placement = Placement(sharding.batch_sharding(mesh, (('batch', ('data',)),)), _BATCH_SIZE.value)
   split = dataset.open_split(path, 'train')
   batches = pipeline.TrainBatches(
       len(split), pipeline.reader(split, _SEQ_LEN.value), dataset_key='bench',
-      local_batch_size=_BATCH_SIZE.value, seed=0, process_index=0, process_count=1, read_threads=1)
+      batch_size=_BATCH_SIZE.value, rows=placement.rows, seed=0, read_threads=1)
   for _ in range(10):  # Warm up the prefetch buffer and the transfer path.
-    jax.block_until_ready(to_global(next(batches), batch_sharding))
+    jax.block_until_ready(placement.place(next(batches)))
   start = time.perf_counter()
   for _ in range(_LOAD_STEPS.value):
-    jax.block_until_ready(to_global(next(batches), batch_sharding))
+    jax.block_until_ready(placement.place(next(batches)))
   seconds = time.perf_counter() - start
   return _LOAD_STEPS.value * _BATCH_SIZE.value * _SEQ_LEN.value / seconds
 

@@ -1,9 +1,9 @@
 """Loading built examples with grain: global shuffle, per-process shards, padded batches, prefetch.
 
-Every process reads the examples at indices process_index, process_index + process_count, ... of one
-global order (shuffled with the seed, reshuffled each epoch), so the processes' local batches together
-form the global batch, and the whole order is a function of (seed, step): the iterator state is one
-index, which the checkpoint stores next to the model.
+One global order of examples (shuffled with the seed, reshuffled each epoch) is cut into global
+batches; every process reads only its rows of each (`rows`, from data.Placement). The whole order is
+a function of (seed, step), the same for any number of processes: the iterator state is one index,
+which the checkpoint stores next to the model, and which means the same batch on another mesh.
 """
 
 from typing import Callable
@@ -33,21 +33,20 @@ def reader(source, max_length: int) -> Callable[[np.ndarray], dict[str, np.ndarr
 
 
 class TrainBatches:
-  """Endless process-local batches of `num_examples` examples; `read` turns a batch's example
-  indices into arrays (`reader` for a built split; fine-tuning indexes arrays in memory).
-  `get_state`/`set_state` for checkpoints."""
+  """Endless process-local batches (`rows` of each `batch_size`-example global batch) of
+  `num_examples` examples; `read` turns example indices into arrays (`reader` for a built split;
+  fine-tuning indexes arrays in memory). `get_state`/`set_state` for checkpoints."""
 
   def __init__(self, num_examples: int, read: Callable[[np.ndarray], dict[str, np.ndarray]], *,
-               dataset_key: str, local_batch_size: int, seed: int, process_index: int,
-               process_count: int, read_threads: int = 1, prefetch: int = 4):
+               dataset_key: str, batch_size: int, rows: np.ndarray, seed: int,
+               read_threads: int = 1, prefetch: int = 4):
     self._dataset_key = dataset_key
     self.num_examples = num_examples
     dataset = (grain.MapDataset.range(num_examples)
                .shuffle(seed=seed)
                .repeat()
-               [process_index::process_count]
-               .batch(local_batch_size, drop_remainder=True)
-               .map(read))
+               .batch(batch_size, drop_remainder=True)
+               .map(lambda indices: read(indices[rows])))
     self._iterator = iter(dataset.to_iter_dataset(
         grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=prefetch)))
 
@@ -68,13 +67,10 @@ class TrainBatches:
     self._iterator.set_state(state['grain'])
 
 
-def eval_batches(source, *, local_batch_size: int, max_length: int, process_index: int,
-                 process_count: int, max_batches: int) -> list[dict[str, np.ndarray]]:
-  """Up to `max_batches` full global batches of the validation split, in stored order: the same every
-  evaluation, so that eval metrics are comparable across steps and runs."""
-  dataset = (grain.MapDataset.range(len(source))[process_index::process_count]
-             .batch(local_batch_size, drop_remainder=True)
-             .map(reader(source, max_length)))
-  # Counted globally: every process must run the same number of eval steps.
-  count = min(max_batches, len(source) // (local_batch_size * process_count))
-  return [dataset[i] for i in range(count)]
+def eval_batches(source, *, batch_size: int, rows: np.ndarray, max_length: int,
+                 max_batches: int) -> list[dict[str, np.ndarray]]:
+  """This process's rows of up to `max_batches` full global batches of the validation split, in
+  stored order: the same every evaluation, so that eval metrics are comparable across steps and runs."""
+  read = reader(source, max_length)
+  count = min(max_batches, len(source) // batch_size)
+  return [read(first + rows) for first in range(0, count * batch_size, batch_size)]

@@ -18,12 +18,11 @@ class SyntheticSource:
   """Iterator of process-local batches of `[CLS] A [SEP] B [SEP] [PAD]...` examples."""
 
   def __init__(self, *, vocab_size: int, max_seq_length: int, global_batch_size: int, seed: int,
-               pad_id: int, cls_id: int, sep_id: int, process_index: int = 0,
-               process_count: int = 1):
+               pad_id: int, cls_id: int, sep_id: int, rows: np.ndarray | None = None):
+    """`rows`: this process's rows of each global batch (data.Placement.rows); None = all."""
     self._length = max_seq_length
     self._global_batch = global_batch_size
-    self._local_batch = global_batch_size // process_count
-    self._first_row = process_index * self._local_batch
+    self._rows = np.arange(global_batch_size) if rows is None else rows
     self._seed = seed
     self._pad_id, self._cls_id, self._sep_id = pad_id, cls_id, sep_id
     self._first_token = _NUM_SPECIAL if vocab_size > 2 * _NUM_SPECIAL else 0
@@ -66,6 +65,5 @@ class SyntheticSource:
     tokens[np.arange(rows), first_sep] = self._sep_id
     tokens[np.arange(rows), lengths - 1] = self._sep_id
     tokens[input_mask == 0] = self._pad_id
-    local = slice(self._first_row, self._first_row + self._local_batch)
-    return {'input_ids': tokens[local], 'segment_ids': segment_ids[local],
-            'input_mask': input_mask[local]}
+    return {'input_ids': tokens[self._rows], 'segment_ids': segment_ids[self._rows],
+            'input_mask': input_mask[self._rows]}

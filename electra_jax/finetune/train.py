@@ -55,8 +55,8 @@ def _validate(config: ml_collections.ConfigDict, model_config: ml_collections.Co
   for name in ('log_every', 'checkpoint_every'):
     if t[name] <= 0:
       raise UserError(f'config.train.{name}={t[name]} must be positive')
-  validation.validate_batch_sizes(config, ('batch_size', 'eval_batch_size'), jax.device_count(),
-                                  jax.process_count())
+  validation.validate_training(config, ('batch_size', 'eval_batch_size'), jax.device_count(),
+                               jax.process_count())
 
 
 def _claim_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
@@ -142,12 +142,11 @@ def _predict(training: step.Training, params, arrays: dict[str, np.ndarray],
   arrays = {key: np.concatenate([value, np.full((padded - rows, *value.shape[1:]),
                                                 -1 if key == 'index' else 0, value.dtype)])
             for key, value in arrays.items()}
-  local = batch_size // jax.process_count()
+  placement = data.Placement(training.batch_sharding, batch_size)
   outputs, pending = [], None
-  for first in range(jax.process_index() * local, padded, batch_size):
-    batch = {key: value[first:first + local] for key, value in arrays.items()}
-    result = training.eval_step(params, data.to_global(batch, training.batch_sharding),
-                                jax.random.key(0))
+  for first in range(0, padded, batch_size):
+    batch = {key: value[first + placement.rows] for key, value in arrays.items()}
+    result = training.eval_step(params, placement.place(batch), jax.random.key(0))
     if pending is not None:
       outputs.append(jax.device_get(pending))
     pending = result
@@ -168,17 +167,18 @@ def _run_seed(seed: int, config, train_config, task: tasks.TaskData, training: s
       return json.load(f)
   os.makedirs(seed_dir, exist_ok=True)
   rows = task.train
+  placement = data.Placement(training.batch_sharding, train_config.batch_size)
   batches = pipeline.TrainBatches(
       len(rows['input_ids']), lambda indices: {key: value[indices] for key, value in rows.items()},
-      dataset_key=task.fingerprint, local_batch_size=train_config.batch_size // jax.process_count(),
-      seed=seed, process_index=jax.process_index(), process_count=jax.process_count())
+      dataset_key=task.fingerprint, batch_size=train_config.batch_size, rows=placement.rows,
+      seed=seed)
   checkpoints = checkpoint.Checkpoints(os.path.join(seed_dir, 'checkpoints'),
                                        every=train_config.checkpoint_every, keep=1)
   init_rng, step_rng = jax.random.split(jax.random.key(seed))
   restored = checkpoints.restore_latest(training.abstract_state)
+  loop_state = None
   if restored is not None:
-    state, data_state = restored
-    batches.set_state(data_state)
+    state, loop_state = restored
     logging.info('seed %d: resumed at step %d', seed, int(state.step))
   else:
     state = training.init(init_rng)
@@ -190,9 +190,12 @@ def _run_seed(seed: int, config, train_config, task: tasks.TaskData, training: s
   log = TrainLog(writer, first_step=int(state.step), total_steps=train_config.steps,
                  every=train_config.log_every,
                  tokens_per_step=train_config.batch_size * config.max_seq_length)
-  state = train.run_steps(training, state, batches, step_rng, total=train_config.steps, log=log,
-                          checkpoints=checkpoints)
-  checkpoints.close()
+  try:
+    state = train.run_steps(training, state, batches, placement, step_rng,
+                            total=train_config.steps, log=log, checkpoints=checkpoints,
+                            nonfinite=train_config.nonfinite, loop_state=loop_state)
+  finally:
+    checkpoints.close()
   results, predictions = task.score(_predict(training, state.params, task.eval,
                                              train_config.eval_batch_size))
   writer.write(train_config.steps, results, split='eval')
