@@ -96,6 +96,18 @@ def get_config() -> ml_collections.ConfigDict:
   # the run with an error naming the step and the last good checkpoint, 'skip' goes on and counts it.
   config.train.nonfinite = 'stop'
   config.train.eval_every = 5_000  # Steps between evaluations on the validation split; 0 = never.
+  # How the step computes; none of it changes the parameters, checkpoints or exports (model.py).
+  # 'bfloat16': activations and matmuls in bfloat16 (parameters, optimizer state, softmax, sampling
+  # and losses stay float32); 'float32' everywhere.
+  config.train.dtype = 'bfloat16'
+  # jax.nn.dot_product_attention's kernel: 'auto' = cuDNN flash attention on GPU in bfloat16, XLA
+  # elsewhere. Attention dropout (model.attention_dropout_rate > 0) always uses XLA while training.
+  config.train.attention = 'auto'
+  # Rematerialisation of each layer in the backward pass: 'none', 'matmuls' (keep the weight
+  # matmuls' outputs, recompute the rest) or 'full' (keep only the layer's input): less memory,
+  # more compute, for larger batches or longer sequences.
+  config.train.remat = 'none'
+  config.train.scan_layers = False  # lax.scan over layers: compile time stops growing with depth.
   config.train.eval_batches = 20  # Global batches per evaluation (fewer if the split is smaller).
 
   # --- mesh: how devices are laid out. data, fsdp and tensor split the devices of one slice (one

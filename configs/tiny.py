@@ -20,6 +20,9 @@ def get_config():
   # (it predicts "original" everywhere at first), which leaves nothing for fine-tuning to build on.
   config.train.learning_rate = 5e-4
   config.train.warmup_steps = 30
+  # A CPU preset: float32, so that runs on different meshes and process counts (the tests compare
+  # them) differ by float32 rounding only.
+  config.train.dtype = 'float32'
   config.train.log_every = 20
   config.train.checkpoint_every = 100
   config.train.eval_every = 100

@@ -51,11 +51,11 @@ def _pretrained(run: workdir.Run, output: str) -> list[tuple[str, str]]:
   tokenizer = _tokenizer_files(run.tokenizer, cfg.max_position_embeddings)
   folder.write(os.path.join(output, 'discriminator'),
                convert.hf_config(cfg, 'ElectraForPreTraining'),
-               convert.to_hf(params, convert.DISCRIMINATOR), tokenizer)
+               convert.to_hf(params, convert.DISCRIMINATOR, cfg.vocab_size), tokenizer)
   # The LM head's weight is tied to the word embeddings, so transformers expects it absent.
   folder.write(os.path.join(output, 'generator'),
                convert.hf_config(cfg, 'ElectraForMaskedLM', generator=True),
-               convert.to_hf(params, convert.generator_blocks(cfg)), tokenizer)
+               convert.to_hf(params, convert.generator_blocks(cfg), cfg.vocab_size), tokenizer)
   return [('discriminator', 'ElectraForPreTraining'), ('generator', 'ElectraForMaskedLM')]
 
 
@@ -98,7 +98,7 @@ def _finetuned(run: workdir.Run, output: str, seed: int | None) -> list[tuple[st
   labels = task.labels or ['score']
   extra.update(id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
   folder.write(output, convert.hf_config(cfg, architecture, **extra),
-               convert.to_hf(params, convert.FINETUNED),
+               convert.to_hf(params, convert.FINETUNED, cfg.vocab_size),
                _tokenizer_files(run.tokenizer, cfg.max_position_embeddings))
   return [('', f'{architecture} from {os.path.basename(seed_dir)}')]
 

@@ -57,8 +57,10 @@ class MetricWriter:
     eta = ('' if seconds_per_step is None else
            f'  ETA {_format_duration(seconds_per_step * (self._total_steps - step))}')
     rate = f"  {metrics['tokens_per_sec']:,.0f} tok/s" if 'tokens_per_sec' in metrics else ''
+    rate += f"  MFU {100 * metrics['mfu']:.1f}%" if 'mfu' in metrics else ''
     names = metrics if self._console is None else [n for n in self._console if n in metrics]
-    shown = ''.join(f'  {name} {metrics[name]:.4g}' for name in names if name != 'tokens_per_sec')
+    shown = ''.join(f'  {name} {metrics[name]:.4g}' for name in names
+                    if name not in ('tokens_per_sec', 'mfu'))
     logging.info('%s step %d/%d%s%s%s', split, step, self._total_steps, shown, rate, eta)
 
   def close(self) -> None:
@@ -68,14 +70,18 @@ class MetricWriter:
 
 
 class TrainLog:
-  """Step metrics -> their mean over every `every` steps, written with time per step and tokens/s.
+  """Step metrics -> their mean over every `every` steps, written with time per step, tokens/s and,
+  given the model FLOPs of a step and the devices' peak FLOP/s, MFU.
   """
 
   def __init__(self, writer: MetricWriter, *, first_step: int, total_steps: int, every: int,
-               tokens_per_step: int):
+               tokens_per_step: int, flops_per_step: float | None = None,
+               peak_flops: float | None = None):
     self._writer = writer
     self._first, self._total, self._every = first_step, total_steps, every
     self._tokens_per_step = tokens_per_step
+    self._flops_per_second_at_peak = (flops_per_step / peak_flops
+                                      if flops_per_step and peak_flops else None)
     self._interval: list[dict] = []
     self._time, self._step = time.perf_counter(), first_step
 
@@ -92,6 +98,8 @@ class TrainLog:
     seconds_per_step = (now - self._time) / (done - self._step)
     means = {name: float(np.mean([m[name] for m in self._interval])) for name in self._interval[0]}
     means['tokens_per_sec'] = self._tokens_per_step / seconds_per_step
+    if self._flops_per_second_at_peak is not None:
+      means['mfu'] = self._flops_per_second_at_peak / seconds_per_step
     self._writer.write(done, means, seconds_per_step=seconds_per_step)
     self._interval.clear()
     self._time, self._step = now, done

@@ -8,25 +8,68 @@ top-level `embeddings` block is the `electra.embeddings` of both exported models
 
 Every parameter carries logical axis names ('vocab', 'embed', 'heads', 'mlp'); config.mesh.rules maps them
 to mesh axes (electra_jax/sharding.py).
+
+How the model computes (`Compute`: activation dtype, attention kernel, rematerialisation, scan over
+layers) never changes its parameters: they are float32 and stored per layer whatever the options, so
+checkpoints, export and layer-wise learning rates do not depend on them.
 """
+
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 import ml_collections
+import numpy as np
+
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+ATTENTION = ('auto', 'xla', 'cudnn')
+# Rematerialisation policies: what the backward pass keeps of each layer's forward pass.
+REMAT = {
+    'none': None,  # Keep everything (fastest, most memory).
+    'matmuls': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,  # Keep weight matmuls' outputs.
+    'full': jax.checkpoint_policies.nothing_saveable,  # Keep only each layer's input.
+}
+VOCAB_MULTIPLE = 128  # Rows of the embedding table are padded to this: full MXU/tensor-core tiles.
 
 
-def dense(cfg, d_in: int, d_out: int, axes: tuple, rngs: nnx.Rngs) -> nnx.Linear:
+class Compute(NamedTuple):
+  """How the model computes (config.train.dtype, .attention, .remat, .scan_layers)."""
+  dtype: Any = jnp.float32  # Activations and matmul inputs; parameters, softmax and losses stay float32.
+  attention: str = 'xla'  # jax.nn.dot_product_attention's implementation: 'xla' or 'cudnn'.
+  remat: str = 'none'  # A REMAT key.
+  scan_layers: bool = False  # One compiled layer body for the whole stack (compile time flat in depth).
+
+
+def compute_options(train: ml_collections.ConfigDict) -> Compute:
+  """Compute from a config.train section, 'auto' attention resolved for this backend."""
+  dtype = DTYPES[train.dtype]
+  attention = train.attention
+  if attention == 'auto':
+    # cuDNN's flash attention takes half precision only; XLA's is the portable one.
+    attention = 'cudnn' if jax.default_backend() == 'gpu' and dtype == jnp.bfloat16 else 'xla'
+  return Compute(dtype, attention, train.remat, train.scan_layers)
+
+
+def padded_vocab_size(cfg) -> int:
+  """Rows of the token embedding table and columns of the generator's logits: vocab_size rounded up
+  to VOCAB_MULTIPLE. The extra ids never occur in the input and are never predicted (masked logits),
+  and export leaves them out."""
+  return -(-cfg.vocab_size // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
+
+
+def dense(cfg, d_in: int, d_out: int, axes: tuple, rngs: nnx.Rngs, dtype=None) -> nnx.Linear:
   return nnx.Linear(
-      d_in, d_out,
+      d_in, d_out, dtype=dtype,
       kernel_init=nnx.with_partitioning(nnx.initializers.truncated_normal(cfg.initializer_range), axes),
       bias_init=nnx.with_partitioning(nnx.initializers.zeros, axes[1:]),
       rngs=rngs)
 
 
-def _layer_norm(cfg, dim: int, rngs: nnx.Rngs) -> nnx.LayerNorm:
+def _layer_norm(cfg, dim: int, rngs: nnx.Rngs, dtype=None) -> nnx.LayerNorm:
+  # Flax takes the mean and variance in float32 whatever `dtype` is.
   return nnx.LayerNorm(
-      dim, epsilon=cfg.layer_norm_eps,
+      dim, epsilon=cfg.layer_norm_eps, dtype=dtype,
       scale_init=nnx.with_partitioning(nnx.initializers.ones, ('norm',)),
       bias_init=nnx.with_partitioning(nnx.initializers.zeros, ('norm',)),
       rngs=rngs)
@@ -39,18 +82,20 @@ def _embed(cfg, rows: int, dim: int, axes: tuple, rngs: nnx.Rngs) -> nnx.Embed:
 
 def gelu(x):
   # Exact (erf) GELU, as Hugging Face's ELECTRA uses; the tanh approximation would break export parity.
-  return jax.nn.gelu(x, approximate=False)
+  # Written with erf, as torch does: jax.nn.gelu's erfc form makes XLA:CPU's backward pass ~2x slower.
+  return 0.5 * x * (1 + jax.lax.erf(x * np.asarray(1 / np.sqrt(2), x.dtype)))
 
 
 class Embeddings(nnx.Module):
   """Token + absolute position + segment embeddings, LayerNorm, dropout."""
 
-  def __init__(self, cfg, rngs: nnx.Rngs):
+  def __init__(self, cfg, rngs: nnx.Rngs, compute: Compute = Compute()):
     size = cfg.embedding_size
-    self.word_embeddings = _embed(cfg, cfg.vocab_size, size, ('vocab', 'embed'), rngs)
+    self.word_embeddings = _embed(cfg, padded_vocab_size(cfg), size, ('vocab', 'embed'), rngs)
     self.position_embeddings = _embed(cfg, cfg.max_position_embeddings, size, (None, 'embed'), rngs)
     self.token_type_embeddings = _embed(cfg, cfg.type_vocab_size, size, (None, 'embed'), rngs)
-    self.LayerNorm = _layer_norm(cfg, size, rngs)  # pylint: disable=invalid-name
+    # The sum is float32 (only the gathered rows are read); LayerNorm casts to the compute dtype.
+    self.LayerNorm = _layer_norm(cfg, size, rngs, compute.dtype)  # pylint: disable=invalid-name
     self.dropout = nnx.Dropout(cfg.dropout_rate)
 
   def __call__(self, input_ids, segment_ids, *, deterministic: bool, rngs: nnx.Rngs | None):
@@ -63,9 +108,9 @@ class Embeddings(nnx.Module):
 class ResidualOutput(nnx.Module):
   """dense -> dropout -> LayerNorm(x + residual): HF's `attention.output` and `output` blocks."""
 
-  def __init__(self, cfg, d_in: int, d_out: int, in_axis: str, rngs: nnx.Rngs):
-    self.dense = dense(cfg, d_in, d_out, (in_axis, 'embed'), rngs)
-    self.LayerNorm = _layer_norm(cfg, d_out, rngs)  # pylint: disable=invalid-name
+  def __init__(self, cfg, d_in: int, d_out: int, in_axis: str, rngs: nnx.Rngs, compute: Compute):
+    self.dense = dense(cfg, d_in, d_out, (in_axis, 'embed'), rngs, compute.dtype)
+    self.LayerNorm = _layer_norm(cfg, d_out, rngs, compute.dtype)  # pylint: disable=invalid-name
     self.dropout = nnx.Dropout(cfg.dropout_rate)
 
   def __call__(self, x, residual, *, deterministic, rngs):
@@ -73,27 +118,48 @@ class ResidualOutput(nnx.Module):
     return self.LayerNorm(x + residual)
 
 
+def attention(query, key, value, input_mask, *, implementation: str, dropout_rate: float = 0.0,
+              dropout_rng=None):
+  """Softmax(q k^T / sqrt(d)) v over [batch, length, heads, head_dim] arrays, keys at padding
+  (input_mask 0) ignored; the logits and the softmax are float32 whatever the input dtype."""
+  if dropout_rng is None or dropout_rate == 0:
+    if implementation == 'cudnn':
+      # cuDNN's padding mask is a length per row; every electra_jax batch is padded on the right.
+      lengths = input_mask.sum(axis=-1, dtype=jnp.int32)
+      return jax.nn.dot_product_attention(query, key, value, key_value_seq_lengths=lengths,
+                                          implementation='cudnn')
+    return jax.nn.dot_product_attention(query, key, value, mask=input_mask[:, None, None, :] > 0,
+                                        implementation='xla')
+  # jax.nn.dot_product_attention has no dropout on the probabilities (the paper's attention
+  # dropout); the same computation, spelled out, with it.
+  logits = jnp.einsum('bqhd,bkhd->bhqk', query, key, preferred_element_type=jnp.float32)
+  logits = jnp.where(input_mask[:, None, None, :] > 0, logits / np.sqrt(query.shape[-1]),
+                     jnp.finfo(jnp.float32).min)
+  probs = jax.nn.softmax(logits, axis=-1)
+  keep = jax.random.bernoulli(dropout_rng, 1 - dropout_rate, probs.shape)
+  probs = jnp.where(keep, probs / (1 - dropout_rate), 0).astype(value.dtype)
+  return jnp.einsum('bhqk,bkhd->bqhd', probs, value)
+
+
 class Attention(nnx.Module):
   """Multi-head self-attention with a padding mask (HF `attention.self` + `attention.output`)."""
 
-  def __init__(self, cfg, hidden: int, heads: int, rngs: nnx.Rngs):
+  def __init__(self, cfg, hidden: int, heads: int, rngs: nnx.Rngs, compute: Compute):
     self.num_heads = heads
     self.dropout_rate = cfg.attention_dropout_rate
-    self.query = dense(cfg, hidden, hidden, ('embed', 'heads'), rngs)
-    self.key = dense(cfg, hidden, hidden, ('embed', 'heads'), rngs)
-    self.value = dense(cfg, hidden, hidden, ('embed', 'heads'), rngs)
-    self.output = ResidualOutput(cfg, hidden, hidden, 'heads', rngs)
+    self.implementation = compute.attention
+    self.query = dense(cfg, hidden, hidden, ('embed', 'heads'), rngs, compute.dtype)
+    self.key = dense(cfg, hidden, hidden, ('embed', 'heads'), rngs, compute.dtype)
+    self.value = dense(cfg, hidden, hidden, ('embed', 'heads'), rngs, compute.dtype)
+    self.output = ResidualOutput(cfg, hidden, hidden, 'heads', rngs, compute)
 
-  def __call__(self, x, attention_mask, *, deterministic, rngs):
+  def __call__(self, x, input_mask, *, deterministic, rngs):
     batch, length, hidden = x.shape
     split = lambda t: t.reshape(batch, length, self.num_heads, hidden // self.num_heads)
-    use_dropout = not deterministic and self.dropout_rate > 0
-    context = nnx.dot_product_attention(
-        split(self.query(x)), split(self.key(x)), split(self.value(x)),
-        mask=attention_mask,
-        dropout_rng=rngs.dropout() if use_dropout else None,
-        dropout_rate=self.dropout_rate,
-        deterministic=not use_dropout)
+    context = attention(
+        split(self.query(x)), split(self.key(x)), split(self.value(x)), input_mask,
+        implementation=self.implementation, dropout_rate=self.dropout_rate,
+        dropout_rng=None if deterministic else rngs.dropout())
     return self.output(context.reshape(batch, length, hidden), x,
                        deterministic=deterministic, rngs=rngs)
 
@@ -101,8 +167,8 @@ class Attention(nnx.Module):
 class Intermediate(nnx.Module):
   """The FFN's expansion (HF `intermediate.dense`)."""
 
-  def __init__(self, cfg, hidden: int, ffn: int, rngs: nnx.Rngs):
-    self.dense = dense(cfg, hidden, ffn, ('embed', 'mlp'), rngs)
+  def __init__(self, cfg, hidden: int, ffn: int, rngs: nnx.Rngs, compute: Compute):
+    self.dense = dense(cfg, hidden, ffn, ('embed', 'mlp'), rngs, compute.dtype)
 
   def __call__(self, x):
     return gelu(self.dense(x))
@@ -111,36 +177,58 @@ class Intermediate(nnx.Module):
 class Layer(nnx.Module):
   """One post-LN BERT block."""
 
-  def __init__(self, cfg, hidden: int, heads: int, ffn: int, rngs: nnx.Rngs):
-    self.attention = Attention(cfg, hidden, heads, rngs)
-    self.intermediate = Intermediate(cfg, hidden, ffn, rngs)
-    self.output = ResidualOutput(cfg, ffn, hidden, 'mlp', rngs)
+  def __init__(self, cfg, hidden: int, heads: int, ffn: int, rngs: nnx.Rngs, compute: Compute):
+    self.attention = Attention(cfg, hidden, heads, rngs, compute)
+    self.intermediate = Intermediate(cfg, hidden, ffn, rngs, compute)
+    self.output = ResidualOutput(cfg, ffn, hidden, 'mlp', rngs, compute)
 
-  def __call__(self, x, attention_mask, *, deterministic, rngs):
-    x = self.attention(x, attention_mask, deterministic=deterministic, rngs=rngs)
+  def __call__(self, x, input_mask, *, deterministic, rngs):
+    x = self.attention(x, input_mask, deterministic=deterministic, rngs=rngs)
     return self.output(self.intermediate(x), x, deterministic=deterministic, rngs=rngs)
 
 
 class Encoder(nnx.Module):
+  """The stack of layers. Each layer draws its dropout from its own key, so the unrolled loop and the
+  scan compute the same function; rematerialisation wraps one layer."""
 
-  def __init__(self, cfg, hidden: int, heads: int, ffn: int, num_layers: int, rngs: nnx.Rngs):
-    self.layer = nnx.List([Layer(cfg, hidden, heads, ffn, rngs) for _ in range(num_layers)])
+  def __init__(self, cfg, hidden: int, heads: int, ffn: int, num_layers: int, rngs: nnx.Rngs,
+               compute: Compute):
+    self.layer = nnx.List([Layer(cfg, hidden, heads, ffn, rngs, compute)
+                           for _ in range(num_layers)])
+    self.remat, self.scan_layers = compute.remat, compute.scan_layers
 
   def __call__(self, x, input_mask, *, deterministic, rngs):
-    attention_mask = input_mask[:, None, None, :].astype(bool)  # [batch, heads, query, key]
-    for layer in self.layer:
-      x = layer(x, attention_mask, deterministic=deterministic, rngs=rngs)
+    graphdef = nnx.graphdef(self.layer[0])
+    params = [nnx.to_pure_dict(nnx.state(layer)) for layer in self.layer]
+    keys = None if deterministic else jax.random.split(rngs.dropout(), len(self.layer))
+
+    def apply(x, layer_params, key):
+      layer = nnx.merge(graphdef, layer_params)
+      return layer(x, input_mask, deterministic=deterministic,
+                   rngs=None if key is None else nnx.Rngs(dropout=key))
+
+    if REMAT[self.remat] is not None:
+      apply = jax.checkpoint(apply, policy=REMAT[self.remat], prevent_cse=not self.scan_layers)
+    if self.scan_layers:
+      # The layers' parameters are stacked inside the step (one copy of them per step), so that
+      # what is stored stays per layer.
+      stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *params)
+      x, _ = jax.lax.scan(lambda x, xs: (apply(x, *xs), None), x, (stacked, keys))
+      return x
+    for index, layer_params in enumerate(params):
+      x = apply(x, layer_params, None if keys is None else keys[index])
     return x
 
 
 class ElectraModel(nnx.Module):
   """HF's `ElectraModel` without its embedding block, which may be shared: projection + encoder."""
 
-  def __init__(self, cfg, hidden: int, heads: int, ffn: int, num_layers: int, rngs: nnx.Rngs):
+  def __init__(self, cfg, hidden: int, heads: int, ffn: int, num_layers: int, rngs: nnx.Rngs,
+               compute: Compute = Compute()):
     self.embeddings_project = (
-        dense(cfg, cfg.embedding_size, hidden, ('embed', 'heads'), rngs)
+        dense(cfg, cfg.embedding_size, hidden, ('embed', 'heads'), rngs, compute.dtype)
         if cfg.embedding_size != hidden else None)
-    self.encoder = Encoder(cfg, hidden, heads, ffn, num_layers, rngs)
+    self.encoder = Encoder(cfg, hidden, heads, ffn, num_layers, rngs, compute)
 
   def __call__(self, embedded, input_mask, *, deterministic, rngs):
     if self.embeddings_project is not None:
@@ -151,9 +239,9 @@ class ElectraModel(nnx.Module):
 class GeneratorPredictions(nnx.Module):
   """MLM head body: dense to the embedding size + GELU + LayerNorm."""
 
-  def __init__(self, cfg, hidden: int, rngs: nnx.Rngs):
-    self.dense = dense(cfg, hidden, cfg.embedding_size, ('heads', 'embed'), rngs)
-    self.LayerNorm = _layer_norm(cfg, cfg.embedding_size, rngs)  # pylint: disable=invalid-name
+  def __init__(self, cfg, hidden: int, rngs: nnx.Rngs, compute: Compute):
+    self.dense = dense(cfg, hidden, cfg.embedding_size, ('heads', 'embed'), rngs, compute.dtype)
+    self.LayerNorm = _layer_norm(cfg, cfg.embedding_size, rngs, compute.dtype)  # pylint: disable=invalid-name
 
   def __call__(self, x):
     return self.LayerNorm(gelu(self.dense(x)))
@@ -169,9 +257,11 @@ class LMHeadBias(nnx.Module):
 class DiscriminatorPredictions(nnx.Module):
   """dense + GELU + dense(1): one replaced-or-original logit per position."""
 
-  def __init__(self, cfg, rngs: nnx.Rngs):
-    self.dense = dense(cfg, cfg.hidden_size, cfg.hidden_size, ('embed', 'heads'), rngs)
-    self.dense_prediction = dense(cfg, cfg.hidden_size, 1, ('heads', None), rngs)
+  def __init__(self, cfg, rngs: nnx.Rngs, compute: Compute):
+    self.dense = dense(cfg, cfg.hidden_size, cfg.hidden_size, ('embed', 'heads'), rngs,
+                       compute.dtype)
+    # float32: the logit feeds the loss, and this matmul is one column wide.
+    self.dense_prediction = dense(cfg, cfg.hidden_size, 1, ('heads', None), rngs, jnp.float32)
 
   def __call__(self, x):
     return self.dense_prediction(gelu(self.dense(x)))[..., 0]
@@ -186,31 +276,35 @@ def generator_sizes(cfg) -> tuple[int, int, int, int]:
 
 class Generator(nnx.Module):
 
-  def __init__(self, cfg, rngs: nnx.Rngs):
+  def __init__(self, cfg, rngs: nnx.Rngs, compute: Compute):
     hidden, heads, ffn, layers = generator_sizes(cfg)
-    self.electra = ElectraModel(cfg, hidden, heads, ffn, layers, rngs)
-    self.generator_predictions = GeneratorPredictions(cfg, hidden, rngs)
-    self.generator_lm_head = LMHeadBias(cfg.vocab_size)
+    self.vocab_size = cfg.vocab_size
+    self.electra = ElectraModel(cfg, hidden, heads, ffn, layers, rngs, compute)
+    self.generator_predictions = GeneratorPredictions(cfg, hidden, rngs, compute)
+    self.generator_lm_head = LMHeadBias(padded_vocab_size(cfg))
 
   def __call__(self, embedded, input_mask, positions, word_embeddings, *, deterministic, rngs):
-    """Vocabulary logits (float32) at `positions` [batch, P] only: the gather comes before the head."""
+    """float32 logits [batch, P, padded vocab] at `positions` [batch, P] only (the gather comes
+    before the head); the padding ids' logits are -inf."""
     hidden = self.electra(embedded, input_mask, deterministic=deterministic, rngs=rngs)
     hidden = jnp.take_along_axis(hidden, positions[..., None], axis=1)
     x = self.generator_predictions(hidden)
-    logits = x @ word_embeddings.T + self.generator_lm_head.bias
-    return logits.astype(jnp.float32)
+    logits = jnp.einsum('bpe,ve->bpv', x, word_embeddings.astype(x.dtype),
+                        preferred_element_type=jnp.float32) + self.generator_lm_head.bias
+    real = jnp.arange(logits.shape[-1]) < self.vocab_size
+    return jnp.where(real, logits, -jnp.inf)
 
 
 class Discriminator(nnx.Module):
 
-  def __init__(self, cfg, rngs: nnx.Rngs):
+  def __init__(self, cfg, rngs: nnx.Rngs, compute: Compute):
     self.electra = ElectraModel(cfg, cfg.hidden_size, cfg.num_heads, cfg.intermediate_size,
-                                cfg.num_layers, rngs)
-    self.discriminator_predictions = DiscriminatorPredictions(cfg, rngs)
+                                cfg.num_layers, rngs, compute)
+    self.discriminator_predictions = DiscriminatorPredictions(cfg, rngs, compute)
 
   def __call__(self, embedded, input_mask, *, deterministic, rngs):
     hidden = self.electra(embedded, input_mask, deterministic=deterministic, rngs=rngs)
-    return self.discriminator_predictions(hidden).astype(jnp.float32)
+    return self.discriminator_predictions(hidden)
 
 
 EMBEDDING_SHARING = ('shared', 'untied')
@@ -220,15 +314,15 @@ class ElectraPretrainer(nnx.Module):
   """Generator + discriminator. With 'shared' sharing both read one embedding block, whose arrays
   then receive gradients from both losses; with 'untied' the generator has its own."""
 
-  def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
+  def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs, compute: Compute = Compute()):
     # Variables carry logical axis names, not mesh axes: they are placed by the jit that creates
     # them (step.py), never eagerly as they are made.
     with nnx.use_eager_sharding(False):
-      self.embeddings = Embeddings(cfg, rngs)
-      self.generator_embeddings = (Embeddings(cfg, rngs) if cfg.embedding_sharing == 'untied'
-                                   else None)
-      self.generator = Generator(cfg, rngs)
-      self.discriminator = Discriminator(cfg, rngs)
+      self.embeddings = Embeddings(cfg, rngs, compute)
+      self.generator_embeddings = (Embeddings(cfg, rngs, compute)
+                                   if cfg.embedding_sharing == 'untied' else None)
+      self.generator = Generator(cfg, rngs, compute)
+      self.discriminator = Discriminator(cfg, rngs, compute)
 
   def generator_logits(self, input_ids, segment_ids, input_mask, positions, *,
                        deterministic: bool, rngs: nnx.Rngs | None = None):

@@ -4,7 +4,7 @@ One step, in the paper's order:
   mask_positions   choose ~15% of the real tokens, without replacement        (section 2, masking)
   apply_mask       85% of them become [MASK], 15% keep their token
   generator        logits at the chosen positions only -> mlm_loss            (L_MLM)
-  sample_replacements  Gumbel-max sample from the generator, no gradient
+  sample_replacements  sample from the generator's softmax, no gradient
   corrupt          scatter the samples in; label = corrupted != original
   discriminator    one logit per position -> disc_loss over all real tokens   (L_Disc)
   loss = gen_weight * L_MLM + disc_weight * L_Disc                           (equation 1, lambda = 50)
@@ -67,11 +67,44 @@ def apply_mask(rng, input_ids, positions, weights, *, mask_id: int, mask_token_f
 
 
 def sample_replacements(rng, logits, targets, *, temperature: float, disallow_correct: bool):
-  """Gumbel-max sample of one token per prediction slot, in float32 and with no gradient."""
+  """One token per prediction slot drawn from softmax(logits / temperature), in float32 and with no
+  gradient. Tokens whose logit is -inf (padding ids) are never drawn."""
   logits = jax.lax.stop_gradient(logits).astype(jnp.float32) / temperature
   if disallow_correct:
     logits = jnp.where(jax.nn.one_hot(targets, logits.shape[-1], dtype=bool), -jnp.inf, logits)
-  return jnp.argmax(logits + jax.random.gumbel(rng, logits.shape, jnp.float32), axis=-1)
+  return sample_categorical(rng, logits)
+
+
+def sample_categorical(rng, logits, block: int = 128):
+  """Exact categorical sampling by inverting the CDF with one uniform per row, in two levels: the
+  block of `block` ids, then the id inside it. Gumbel-max would draw one random number per
+  vocabulary entry, which on CPU costs more than the generator's head (and a full cumulative sum
+  over the vocabulary is slow there too).
+
+  Every comparison is against a threshold strictly below the running total, so an id of zero
+  probability (its cumulative sum equal to its predecessor's) is never chosen.
+  """
+  vocab = logits.shape[-1]
+  probs = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))  # Unnormalised.
+  probs = jnp.pad(probs, [(0, 0)] * (probs.ndim - 1) + [(0, -vocab % block)])
+  blocks = probs.reshape(*probs.shape[:-1], -1, block)
+
+  def pick(cumulative, fraction):
+    """The first index whose cumulative sum exceeds fraction * total, and where in that index's own
+    mass the threshold fell, as a fraction of it."""
+    total = cumulative[..., -1:]
+    threshold = jnp.minimum(fraction[..., None] * total, jnp.nextafter(total, 0))
+    index = jnp.sum(cumulative <= threshold, axis=-1, keepdims=True)
+    upto = jnp.take_along_axis(cumulative, index, axis=-1)
+    before = jnp.where(index > 0, jnp.take_along_axis(cumulative, jnp.maximum(index - 1, 0), axis=-1),
+                       0)
+    return index[..., 0], jnp.clip((threshold - before) / (upto - before), 0, 1)[..., 0]
+
+  block_index, within = pick(jnp.cumsum(blocks.sum(axis=-1), axis=-1),
+                             jax.random.uniform(rng, blocks.shape[:-2]))
+  chosen = jnp.take_along_axis(blocks, block_index[..., None, None], axis=-2)[..., 0, :]
+  index, _ = pick(jnp.cumsum(chosen, axis=-1), within)
+  return block_index * block + index
 
 
 def corrupt(input_ids, positions, weights, sampled):

@@ -39,7 +39,8 @@ def rtd_objective(config: ml_collections.ConfigDict) -> Objective:
     return rtd.rtd_loss(module, batch, rng, config, deterministic=deterministic)
 
   return Objective(
-      new_model=lambda rng: model.ElectraPretrainer(config.model, nnx.Rngs(params=rng)),
+      new_model=lambda rng: model.ElectraPretrainer(config.model, nnx.Rngs(params=rng),
+                                                     model.compute_options(config.train)),
       loss=loss,
       evaluate=lambda module, batch, rng: loss(module, batch, rng, True)[1])
 

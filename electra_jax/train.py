@@ -9,7 +9,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from electra_jax import checkpoint, data, optimizer, preemption, sharding, step, validation
+from electra_jax import (checkpoint, data, flops, model, optimizer, preemption, sharding, step,
+                         validation)
 from electra_jax import workdir as workdir_lib
 from electra_jax.errors import UserError
 from electra_jax.hf import load as hf_load
@@ -25,8 +26,9 @@ def _log_setup(config, mesh, training: step.Training) -> None:
   total, per_device, replicated = sharding.replication(training.abstract_state.params)
   logging.info('parameter bytes: %.1f MB in all, %.1f MB per device; %.1f%% of them replicated on '
                'every device', total / 1e6, per_device / 1e6, 100 * replicated)
-  logging.info('global batch %d x %d tokens, %d steps', config.train.batch_size,
-               config.data.max_seq_length, config.train.steps)
+  logging.info('global batch %d x %d tokens, %d steps; %.3g model TFLOPs per step; %s',
+               config.train.batch_size, config.data.max_seq_length, config.train.steps,
+               flops.rtd_step_flops(config) / 1e12, model.compute_options(config.train))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.TrainState:
@@ -70,7 +72,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
   writer = MetricWriter(workdir, first_step=first, total_steps=total,
                         console=('loss', 'gen_loss', 'gen_accuracy', 'disc_loss', 'disc_accuracy'))
   log = TrainLog(writer, first_step=first, total_steps=total, every=config.train.log_every,
-                 tokens_per_step=config.train.batch_size * config.data.max_seq_length)
+                 tokens_per_step=config.train.batch_size * config.data.max_seq_length,
+                 flops_per_step=flops.rtd_step_flops(config), peak_flops=flops.total_peak_flops())
 
   def evaluate(done: int, params) -> None:
     """RTD metrics on the fixed eval batches, with the same masks and samples every time."""

@@ -2,6 +2,7 @@
 
 import math
 
+import jax
 import ml_collections
 
 from electra_jax import model, rtd, sharding
@@ -71,11 +72,17 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, process_count:
 
 def validate_training(config: ml_collections.ConfigDict, batch_names: tuple[str, ...],
                       num_devices: int, process_count: int) -> None:
-  """What pre-training and fine-tuning share: the non-finite policy, usable mesh rules, and each
-  config.train.<name> of batch_names splitting evenly over the data-parallel devices and processes."""
-  _require(config.train.nonfinite in NONFINITE,
-           f'config.train.nonfinite={config.train.nonfinite!r} is unknown; use one of '
-           f'{", ".join(NONFINITE)}')
+  """What pre-training and fine-tuning share: the non-finite policy, how the step computes, usable
+  mesh rules, and each config.train.<name> of batch_names splitting evenly over the data-parallel
+  devices and processes."""
+  train = config.train
+  for name, allowed in (('nonfinite', NONFINITE), ('dtype', model.DTYPES),
+                        ('attention', model.ATTENTION), ('remat', model.REMAT)):
+    _require(train[name] in allowed, f'config.train.{name}={train[name]!r} is unknown; use one of '
+             f'{", ".join(allowed)}')
+  if train.attention == 'cudnn':
+    _require(jax.default_backend() == 'gpu' and train.dtype == 'bfloat16',
+             'config.train.attention=cudnn needs a GPU and config.train.dtype=bfloat16; use auto')
   shape = dict(zip(sharding.MESH_AXES, sharding.mesh_shape(config.mesh, num_devices)))
   unknown = {axis for _, axes in config.mesh.rules
              for axis in sharding.axis_tuple(axes) if axis not in shape}

@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 import numpy as np
+import pytest
 
 from electra_jax import model, rtd
 from electra_jax.data.synthetic import SyntheticSource
@@ -117,3 +118,70 @@ def test_dropout_depends_on_the_rng_only_in_training(config):
   c = pretrainer.discriminator_logits(*args, deterministic=False, rngs=nnx.Rngs(dropout=0))
   assert not np.allclose(a, b)
   np.testing.assert_array_equal(a, c)
+
+
+def test_vocabulary_is_padded_and_padding_ids_are_never_predicted(config):
+  config.model.vocab_size = 250
+  graphdef, params = _params_and_graphdef(config)
+  assert params['embeddings']['word_embeddings']['embedding'].shape[0] == 256
+  assert params['generator']['generator_lm_head']['bias'].shape == (256,)
+  pretrainer = nnx.merge(graphdef, params)
+  batch = _batch(config)
+  gen = pretrainer.generator_logits(batch['input_ids'], batch['segment_ids'], batch['input_mask'],
+                                    jnp.zeros((4, 3), jnp.int32), deterministic=True)
+  assert gen.shape == (4, 3, 256)
+  assert np.isneginf(gen[..., 250:]).all() and np.isfinite(gen[..., :250]).all()
+
+
+def _pretrainer(config, compute):
+  pretrainer = model.ElectraPretrainer(config.model, nnx.Rngs(params=0), compute)
+  return nnx.split(pretrainer, nnx.Param)
+
+
+@pytest.mark.parametrize('compute', [
+    model.Compute(scan_layers=True),
+    model.Compute(remat='full'),
+    model.Compute(remat='matmuls', scan_layers=True)])
+def test_scan_and_remat_compute_the_same_function(config, compute):
+  """With dropout on: each layer draws from its own key whether unrolled, scanned or recomputed."""
+  config.model.num_layers = 3
+  batch = _batch(config)
+  positions = jnp.tile(jnp.arange(1, 6)[None], (4, 1))
+
+  def loss_and_grads(compute):
+    graphdef, state = _pretrainer(config, compute)
+
+    def loss(params):
+      pretrainer = nnx.merge(graphdef, params)
+      rngs = nnx.Rngs(dropout=7)
+      disc = pretrainer.discriminator_logits(batch['input_ids'], batch['segment_ids'],
+                                             batch['input_mask'], deterministic=False, rngs=rngs)
+      gen = pretrainer.generator_logits(batch['input_ids'], batch['segment_ids'],
+                                        batch['input_mask'], positions, deterministic=False,
+                                        rngs=rngs)
+      return jnp.sum(disc ** 2) + jnp.sum(jax.nn.log_softmax(gen)[..., 10])
+
+    return jax.jit(jax.value_and_grad(loss))(nnx.to_pure_dict(state))
+
+  (reference, reference_grads), (value, grads) = loss_and_grads(model.Compute()), loss_and_grads(compute)
+  np.testing.assert_allclose(value, reference, rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads,
+               reference_grads)
+
+
+def test_bfloat16_keeps_float32_parameters_and_outputs_and_stays_close(config):
+  batch = _batch(config)
+  args = (batch['input_ids'], batch['segment_ids'], batch['input_mask'])
+  outputs = {}
+  for name, dtype in model.DTYPES.items():
+    graphdef, state = _pretrainer(config, model.Compute(dtype=dtype))
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(nnx.to_pure_dict(state)))
+    pretrainer = nnx.merge(graphdef, state)
+    outputs[name] = (pretrainer.discriminator_logits(*args, deterministic=True),
+                     pretrainer.generator_logits(*args, jnp.ones((4, 2), jnp.int32),
+                                                 deterministic=True))
+  for bf16, f32 in zip(outputs['bfloat16'], outputs['float32']):
+    assert bf16.dtype == jnp.float32
+    # bfloat16 keeps 8 bits of mantissa: logits of order 1 differ by a few 1e-2 at most.
+    np.testing.assert_allclose(bf16[..., :100], f32[..., :100], atol=0.1)
+    assert not np.array_equal(bf16, f32)

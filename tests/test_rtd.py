@@ -89,6 +89,27 @@ def test_sample_replacements_disallow_correct_and_temperature():
   assert 0.1 < (np.asarray(hot) == 0).mean() < 0.4
 
 
+@pytest.mark.parametrize('vocab', [5, 300])  # One block of 128 ids, and three (the last partial).
+def test_sample_categorical_follows_the_softmax_and_never_draws_impossible_ids(vocab):
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=vocab) * 2
+  logits[rng.choice(vocab, vocab // 3, replace=False)] = -np.inf  # e.g. the padding ids.
+  logits[-1] = -np.inf  # The last id: a threshold rounding up to the total must not reach it.
+  rows = 400_000
+  drawn = np.asarray(jax.jit(lambda key: rtd.sample_categorical(
+      key, jnp.broadcast_to(jnp.asarray(logits, jnp.float32), (rows, vocab))))(jax.random.key(1)))
+  counts = np.bincount(drawn, minlength=vocab)
+  expected = np.asarray(jax.nn.softmax(jnp.asarray(logits))) * rows
+  assert counts[np.isinf(logits)].sum() == 0
+  # Each count within 5 standard deviations of its binomial expectation.
+  assert (np.abs(counts - expected) <= 5 * np.sqrt(expected) + 1).all()
+
+
+def test_sample_categorical_with_all_mass_on_one_id():
+  logits = jnp.full((64, 3, 200), -jnp.inf).at[:, :, 131].set(0.0)
+  np.testing.assert_array_equal(rtd.sample_categorical(jax.random.key(0), logits), 131)
+
+
 def test_sampling_has_no_gradient():
   grad = jax.grad(lambda l: rtd.sample_replacements(
       jax.random.key(0), l, jnp.zeros((1, 1), jnp.int32), temperature=1.0,

@@ -44,12 +44,12 @@ def test_logical_axes_map_to_mesh_axes_through_the_rules(config):
 
 
 def test_check_divisible_names_the_parameter(config):
-  config.model.vocab_size = 130  # Not divisible by a 4-way tensor axis.
+  config.model.intermediate_size = 130  # Not divisible by a 4-way tensor axis.
   config.mesh.data, config.mesh.tensor = 2, 4
   variables = _abstract_variables(config)
   specs = sharding.param_partition_specs(variables, config.mesh.rules)
   params = nnx.to_pure_dict(variables)
-  with pytest.raises(UserError, match='word_embeddings.embedding'):
+  with pytest.raises(UserError, match='intermediate.dense.bias of shape .130,.'):
     sharding.check_divisible(params, specs, sharding.make_mesh(config.mesh))
 
 

@@ -27,6 +27,10 @@ def test_presets_are_valid_on_eight_devices(preset):
     (lambda c: setattr(c.data, 'eval_fraction', 1.0), 'eval_fraction=1.0 must be in'),
     (lambda c: setattr(c.train, 'eval_every', -1), 'eval_every=-1 must not be negative'),
     (lambda c: setattr(c.data, 'read_threads', 0), 'read_threads=0 must be positive'),
+    (lambda c: setattr(c.train, 'dtype', 'float16'), "dtype='float16' is unknown"),
+    (lambda c: setattr(c.train, 'remat', 'some'), "remat='some' is unknown; use one of none, "),
+    (lambda c: setattr(c.train, 'attention', 'flash'), "attention='flash' is unknown"),
+    (lambda c: setattr(c.train, 'attention', 'cudnn'), 'attention=cudnn needs a GPU'),
 ])
 def test_impossible_configs_are_rejected_with_one_line(config, change, message):
   change(config)

@@ -61,6 +61,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.log_every = 50  # Steps between training records.
   config.train.checkpoint_every = 1_000  # Steps between checkpoints (one is always written at the end).
   config.train.nonfinite = 'stop'  # Non-finite loss or gradients: 'stop' or 'skip' (configs/common.py).
+  # How the step computes, as in configs/common.py: dtype, attention kernel, remat, scan over layers.
+  config.train.dtype = 'float32'
+  config.train.attention = 'auto'
+  config.train.remat = 'none'
+  config.train.scan_layers = False
 
   # Each seed fine-tunes from the same checkpoint with its own head init, dropout and data order; the
   # results are reported per seed and as the median, as the paper does. E.g. --config.seeds=0,1,2,3,4

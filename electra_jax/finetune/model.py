@@ -33,16 +33,17 @@ class ClassificationHead(nnx.Module):
 class Finetuner(nnx.Module):
 
   def __init__(self, cfg: ml_collections.ConfigDict, head: str, num_outputs: int, rngs: nnx.Rngs,
-               classifier_head: str = 'hf'):
+               classifier_head: str = 'hf', compute: model.Compute = model.Compute()):
     """`head` is one of HEADS; `num_outputs` is the number of classes (1 for regression and span);
-    `classifier_head` (CLASSIFIER_HEADS) shapes the classification and regression heads."""
+    `classifier_head` (CLASSIFIER_HEADS) shapes the classification and regression heads. The heads
+    compute in float32 from the encoder's (compute.dtype) output."""
     self.head = head
     sentence_level = head in ('classification', 'regression')
     self.hf_classifier = sentence_level and classifier_head == 'hf'
     with nnx.use_eager_sharding(False):  # Placed by the jit that creates them (step.py).
-      self.embeddings = model.Embeddings(cfg, rngs)
+      self.embeddings = model.Embeddings(cfg, rngs, compute)
       self.electra = model.ElectraModel(cfg, cfg.hidden_size, cfg.num_heads, cfg.intermediate_size,
-                                        cfg.num_layers, rngs)
+                                        cfg.num_layers, rngs, compute)
       self.dropout = nnx.Dropout(cfg.dropout_rate)
       if head == 'span':
         self.qa_outputs = model.dense(cfg, cfg.hidden_size, 2, ('embed', None), rngs)

@@ -15,7 +15,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from electra_jax import checkpoint, data, files, optimizer, sharding, step, train, validation
+from electra_jax import (checkpoint, data, files, model, optimizer, sharding, step, train,
+                         validation)
 from electra_jax import workdir as workdir_lib
 from electra_jax.data import pipeline
 from electra_jax.errors import UserError
@@ -128,7 +129,8 @@ def _objective(config, model_config, task: tasks.TaskData) -> step.Objective:
 
   return step.Objective(
       new_model=lambda rng: Finetuner(model_config, task.head, task.num_outputs,
-                                      nnx.Rngs(params=rng), config.classifier_head),
+                                      nnx.Rngs(params=rng), config.classifier_head,
+                                      model.compute_options(config.train)),
       loss=loss, evaluate=evaluate)
 
 

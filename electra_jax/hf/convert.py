@@ -61,20 +61,29 @@ def _subtree(tree: dict, dotted: str):
   return tree
 
 
-def to_hf(params: dict, blocks) -> dict[str, np.ndarray]:
-  """HF's state dict (float32 numpy, torch layout) of the parameters in `blocks`."""
+def _vocab_rows(path: str) -> bool:
+  """Whether the parameter at this full path has a row per token id (padded: model.py)."""
+  return path.endswith(('word_embeddings.embedding', 'generator_lm_head.bias'))
+
+
+def to_hf(params: dict, blocks, vocab_size: int) -> dict[str, np.ndarray]:
+  """HF's state dict (float32 numpy, torch layout) of the parameters in `blocks`; tables of the
+  padded vocabulary are cut to its `vocab_size` real ids."""
   tensors = {}
   for ours, prefix in blocks:
     for path, value in _leaves(_subtree(params, ours)):
       name, transposed = hf_name(path)
       value = np.asarray(value, np.float32)
+      if _vocab_rows(f'{ours}.{path}'):
+        value = value[:vocab_size]
       tensors[f'{prefix}.{name}'] = np.ascontiguousarray(value.T if transposed else value)
   return tensors
 
 
 def from_hf(tensors: dict[str, np.ndarray], abstract: dict, blocks, *, where: str,
             discard: tuple[str, ...] = ()) -> dict:
-  """Our nested parameters for `blocks` of `abstract` (shapes), read from HF's `tensors`.
+  """Our nested parameters for `blocks` of `abstract` (shapes), read from HF's `tensors`. Tables
+  of the vocabulary get zero rows for the padding ids.
 
   Tensors under a `discard` prefix are deliberately not used (a head the target model lacks); any
   other tensor that no parameter takes, and any parameter missing or of another shape, is a
@@ -93,6 +102,9 @@ def from_hf(tensors: dict[str, np.ndarray], abstract: dict, blocks, *, where: st
         continue
       unused.discard(name)
       value = np.asarray(tensors[name], np.float32)
+      if _vocab_rows(f'{ours}.{path}') and 0 < wanted.shape[0] - len(value) < model.VOCAB_MULTIPLE:
+        value = np.concatenate([value, np.zeros((wanted.shape[0] - len(value), *value.shape[1:]),
+                                                np.float32)])
       expected = tuple(reversed(wanted.shape)) if transposed else tuple(wanted.shape)
       if value.shape != expected:  # Reported in HF's (torch) layout, as the file holds it.
         problems.append(f'{name} is {tuple(value.shape)}, expected {expected}')

@@ -1,0 +1,72 @@
+"""Model FLOPs of one RTD training step, and the peak bfloat16 FLOP/s of the devices it runs on.
+
+Model FLOPs count the matrix multiplications the model needs, at 2 FLOPs per multiply-add: every
+projection and both attention products of generator and discriminator, the embedding projection,
+both heads (the generator's only at its prediction slots, over the real vocabulary), times 3 for a
+training step (forward, and a backward pass of twice its cost). Elementwise work, sampling, the
+optimizer and rematerialised recomputation are not counted, so MFU = model FLOPs per second / peak
+is comparable across remat and precision settings, as MFU is meant to be.
+"""
+
+import jax
+import ml_collections
+
+from electra_jax import model, rtd
+
+# Dense (no sparsity) bfloat16 peak per device, by jax device_kind (lower case); the first key
+# found in the device kind wins, so more specific names come first.
+PEAK_BF16_FLOPS = (
+    ('h100 pcie', 756e12),
+    ('h100 nvl', 835e12),
+    ('h100', 989e12),  # SXM.
+    ('h200', 989e12),
+    ('a100', 312e12),
+    ('tpu v4', 275e12),
+    ('tpu v5 lite', 197e12),  # v5e.
+    ('tpu v5p', 459e12),
+    ('tpu v5', 459e12),  # v5p reports itself as "TPU v5".
+    ('tpu v6 lite', 918e12),  # v6e (Trillium).
+)
+
+
+def encoder_forward_flops(length: int, hidden: int, ffn: int, layers: int) -> int:
+  """One sequence through the encoder stack: q, k, v, output and the two FFN projections, and the
+  attention scores and weighted values (each length x length x hidden)."""
+  projections = 2 * length * (4 * hidden * hidden + 2 * hidden * ffn)
+  attention = 2 * 2 * length * length * hidden
+  return layers * (projections + attention)
+
+
+def rtd_forward_flops(config: ml_collections.ConfigDict) -> int:
+  """One sequence through generator and discriminator (forward), as config.model and .data set."""
+  m = config.model
+  length, slots, embed = config.data.max_seq_length, rtd.max_predictions(config), m.embedding_size
+  gen_hidden, _, gen_ffn, gen_layers = model.generator_sizes(m)
+
+  def project(hidden):  # embeddings_project, when the embedding width differs.
+    return 2 * length * embed * hidden if embed != hidden else 0
+
+  generator = (project(gen_hidden) + encoder_forward_flops(length, gen_hidden, gen_ffn, gen_layers)
+               + 2 * slots * (gen_hidden * embed + embed * m.vocab_size))
+  discriminator = (project(m.hidden_size)
+                   + encoder_forward_flops(length, m.hidden_size, m.intermediate_size, m.num_layers)
+                   + 2 * length * (m.hidden_size * m.hidden_size + m.hidden_size))
+  return generator + discriminator
+
+
+def rtd_step_flops(config: ml_collections.ConfigDict) -> int:
+  """Model FLOPs of one training step on the global batch."""
+  return 3 * config.train.batch_size * rtd_forward_flops(config)
+
+
+def peak_flops(device_kind: str) -> float | None:
+  """A device's dense bfloat16 peak FLOP/s, or None for a kind not in the table (CPUs)."""
+  kind = device_kind.lower()
+  return next((flops for name, flops in PEAK_BF16_FLOPS if name in kind), None)
+
+
+def total_peak_flops() -> float | None:
+  """The peak of all the job's devices together (None if their kind is not in the table); MFU of
+  a float32 run is also measured against this bfloat16 peak."""
+  peak = peak_flops(jax.devices()[0].device_kind)
+  return None if peak is None else peak * jax.device_count()
