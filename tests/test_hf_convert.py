@@ -162,7 +162,8 @@ def test_import_lists_every_problem(tmp_path):
   tensors['electra.pooler.dense.weight'] = np.zeros((5, 5), np.float32)
   del tensors['electra.embeddings.LayerNorm.bias']
   with pytest.raises(UserError) as e:
-    convert.from_hf(tensors, _abstract_params(config), convert.DISCRIMINATOR, where='the folder')
+    convert.from_hf(tensors, _abstract_params(config), convert.DISCRIMINATOR,
+                    vocab_size=config.model.vocab_size, where='the folder')
   message = str(e.value)
   assert '3 problems' in message
   assert 'electra.embeddings.LayerNorm.bias is missing' in message

@@ -69,4 +69,5 @@ def _open_hf(path: str) -> Pretrained:
              if isinstance(tokenizer, wordpiece.WordPiece) else {})
   config = ml_collections.ConfigDict({'model': model_config.to_dict(), 'data': options})
   return Pretrained(directory, config, tokenizer,
-                    lambda abstract: load.encoder_params(directory, abstract))
+                    lambda abstract: load.encoder_params(directory, abstract,
+                                                        model_config.vocab_size))

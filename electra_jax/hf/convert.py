@@ -80,10 +80,10 @@ def to_hf(params: dict, blocks, vocab_size: int) -> dict[str, np.ndarray]:
   return tensors
 
 
-def from_hf(tensors: dict[str, np.ndarray], abstract: dict, blocks, *, where: str,
+def from_hf(tensors: dict[str, np.ndarray], abstract: dict, blocks, *, vocab_size: int, where: str,
             discard: tuple[str, ...] = ()) -> dict:
   """Our nested parameters for `blocks` of `abstract` (shapes), read from HF's `tensors`. Tables
-  of the vocabulary get zero rows for the padding ids.
+  of the vocabulary (`vocab_size` rows in HF's files) get zero rows for the padding ids.
 
   Tensors under a `discard` prefix are deliberately not used (a head the target model lacks); any
   other tensor that no parameter takes, and any parameter missing or of another shape, is a
@@ -102,8 +102,8 @@ def from_hf(tensors: dict[str, np.ndarray], abstract: dict, blocks, *, where: st
         continue
       unused.discard(name)
       value = np.asarray(tensors[name], np.float32)
-      if _vocab_rows(f'{ours}.{path}') and 0 < wanted.shape[0] - len(value) < model.VOCAB_MULTIPLE:
-        value = np.concatenate([value, np.zeros((wanted.shape[0] - len(value), *value.shape[1:]),
+      if _vocab_rows(f'{ours}.{path}') and len(value) == vocab_size:
+        value = np.concatenate([value, np.zeros((wanted.shape[0] - vocab_size, *value.shape[1:]),
                                                 np.float32)])
       expected = tuple(reversed(wanted.shape)) if transposed else tuple(wanted.shape)
       if value.shape != expected:  # Reported in HF's (torch) layout, as the file holds it.

@@ -68,14 +68,14 @@ def pretrainer_params(config: ml_collections.ConfigDict, abstract: dict) -> dict
   `abstract` (the train state's abstract params) says."""
   disc_dir, gen_dir = _pair(config.init_from_hf)
   params = convert.from_hf(folder.read_tensors(disc_dir), abstract, convert.DISCRIMINATOR,
-                           where=disc_dir)
+                           vocab_size=config.model.vocab_size, where=disc_dir)
   gen_tensors = folder.read_tensors(gen_dir)
   tied = gen_tensors.pop(_TIED_LM_HEAD, None)
   if tied is not None and not np.array_equal(tied, gen_tensors.get(_WORD_EMBEDDINGS)):
     raise UserError(f'{gen_dir}: {_TIED_LM_HEAD} differs from the word embeddings; ELECTRA ties '
                     'them and so do we')
   generator = convert.from_hf(gen_tensors, abstract, convert.generator_blocks(config.model),
-                              where=gen_dir)
+                              vocab_size=config.model.vocab_size, where=gen_dir)
   if config.model.embedding_sharing == 'shared':
     differ = [name for name, value in generator.pop('embeddings').items()
               if not all(np.array_equal(a, b) for a, b in
@@ -99,12 +99,13 @@ def encoder_folder(path: str) -> str:
   return root
 
 
-def encoder_params(directory: str, abstract: dict) -> dict:
+def encoder_params(directory: str, abstract: dict, vocab_size: int) -> dict:
   """The fine-tuning model's `embeddings` and `electra` from the folder, placed as `abstract` (the
   fine-tuning state's abstract params) says; the folder's heads are left out."""
   tensors = folder.read_tensors(directory)
   left_out = sorted({name.split('.')[0] for name in tensors if name.startswith(_HEADS)})
-  params = convert.from_hf(tensors, abstract, convert.ENCODER, where=directory, discard=_HEADS)
+  params = convert.from_hf(tensors, abstract, convert.ENCODER, vocab_size=vocab_size,
+                           where=directory, discard=_HEADS)
   if left_out:
     logging.info('left out of %s: %s (heads the fine-tuning model does not have)', directory,
                  ', '.join(left_out))
