@@ -33,14 +33,21 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.generator_hidden_size = 0  # Absolute generator width; 0 = use generator_fraction.
   config.model.generator_num_layers = 0  # Generator depth; 0 = same as num_layers.
   # 'shared': generator and discriminator use one embedding block (the paper's choice);
-  # 'untied': each has its own.
+  # 'untied': each has its own; 'gdes' (DeBERTa-v3): shared, but the discriminator reads
+  # stop_gradient(token table) + its own zero-initialised delta, so only the generator's loss trains
+  # the shared token table (export and fine-tuning fold the delta in).
   config.model.embedding_sharing = 'shared'
 
   # --- objective: replaced token detection (electra_jax/rtd.py). ---
   config.objective = ml_collections.ConfigDict()
+  # 'rtd': ELECTRA. 'mlm': the paper's BERT baseline, a masked LM of the discriminator's sizes and
+  # no generator (fine-tuning and export read it like an RTD run; gen_weight/disc_weight unused).
+  config.objective.kind = 'rtd'
   config.objective.mask_prob = 0.15  # Fraction of real tokens chosen for the generator to predict.
   config.objective.max_predictions = 0  # Cap per sequence; 0 = int((mask_prob + 0.005) * max_seq_length).
-  config.objective.mask_token_fraction = 0.85  # Chosen positions shown as [MASK]; the rest keep their token.
+  config.objective.mask_token_fraction = 0.85  # Chosen positions shown as [MASK]...
+  config.objective.random_token_fraction = 0.0  # ...as a random token; the rest keep their own.
+  # (BERT's 80/10/10 masking: mask_token_fraction=0.8, random_token_fraction=0.1.)
   config.objective.gen_weight = 1.0  # Weight of the generator's masked-LM loss.
   config.objective.disc_weight = 50.0  # Weight of the discriminator's replaced-token loss.
   config.objective.temperature = 1.0  # Sampling temperature of the generator's softmax.
@@ -79,6 +86,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.steps = 766_000  # Optimizer updates in the whole run.
   config.train.batch_size = 256  # Global batch, in sequences, over all devices and hosts.
   config.train.learning_rate = 2e-4  # Peak learning rate, reached after warmup.
+  # > 0: the generator gets its own optimizer (clipping and Adam) at this peak rate, on the same
+  # schedule (Dong et al., ICML 2023: one Adam over both models undoes the loss weighting between
+  # them). 0: one optimizer for everything at learning_rate.
+  config.train.generator_learning_rate = 0.0
   config.train.warmup_steps = 10_000  # Linear warmup from 0; then linear decay to 0 at `steps`.
   config.train.adam_b1 = 0.9
   config.train.adam_b2 = 0.999

@@ -77,7 +77,7 @@ def time_steps(run_step, next_batch, steps: int, warmup: int) -> list[float]:
 def measure(config: ml_collections.ConfigDict, steps: int, warmup: int) -> dict:
   """Compiles and times config's training step; returns the figures the command prints."""
   mesh = sharding.make_mesh(config.mesh)
-  training = step.build(step.rtd_objective(config), *optimizer.create(config.train), mesh,
+  training = step.build(step.pretraining_objective(config), *optimizer.create(config.train), mesh,
                         config.mesh.rules)
   batch_size, length = config.train.batch_size, config.data.max_seq_length
   placement = data.Placement(training.batch_sharding, batch_size)
@@ -100,7 +100,7 @@ def measure(config: ml_collections.ConfigDict, steps: int, warmup: int) -> dict:
   times = time_steps(run_step, lambda: placement.place(next(source)), steps, warmup)
   step_time = float(np.median(times))
   memory, memory_source = _peak_memory(compiled)
-  flops_per_step = flops.rtd_step_flops(config)
+  flops_per_step = flops.step_flops(config)
   peak = flops.total_peak_flops()
   return {
       'tokens_per_sec': batch_size * length / step_time,

@@ -3,7 +3,7 @@
   python -m electra_jax.export --workdir=runs/tiny --output=hf/tiny
 
 A pre-training run becomes OUT/discriminator (ElectraForPreTraining) and OUT/generator
-(ElectraForMaskedLM); a fine-tuning run becomes OUT itself: ElectraForSequenceClassification
+(ElectraForMaskedLM), or OUT/masked_lm (ElectraForMaskedLM) for the MLM baseline; a fine-tuning run becomes OUT itself: ElectraForSequenceClassification
 (classification, regression) or ElectraForTokenClassification (tagging), from its median seed unless
 --seed names one. Every folder holds config.json, model.safetensors and the tokenizer files. OUT must not
 exist; it appears only once everything in it is written.
@@ -46,12 +46,18 @@ def _tokenizer_files(tokenizer, model_max_length: int) -> dict[str, bytes]:
 
 def _pretrained(run: workdir.Run, output: str) -> list[tuple[str, str]]:
   cfg = run.config.model
+  kind = run.config.objective.get('kind', 'rtd')
   params = _restore_params(os.path.join(run.directory, 'checkpoints'),
-                           lambda: model.ElectraPretrainer(cfg, nnx.Rngs(0)))
+                           lambda: model.pretraining_model(cfg, kind, nnx.Rngs(0)))
   tokenizer = _tokenizer_files(run.tokenizer, cfg.max_position_embeddings)
+  if kind == 'mlm':
+    folder.write(os.path.join(output, 'masked_lm'), convert.hf_config(cfg, 'ElectraForMaskedLM'),
+                 convert.to_hf(params, convert.MASKED_LM, cfg.vocab_size), tokenizer)
+    return [('masked_lm', 'ElectraForMaskedLM')]
   folder.write(os.path.join(output, 'discriminator'),
                convert.hf_config(cfg, 'ElectraForPreTraining'),
-               convert.to_hf(params, convert.DISCRIMINATOR, cfg.vocab_size), tokenizer)
+               convert.to_hf(model.fold_embedding_delta(params), convert.DISCRIMINATOR,
+                             cfg.vocab_size), tokenizer)
   # The LM head's weight is tied to the word embeddings, so transformers expects it absent.
   folder.write(os.path.join(output, 'generator'),
                convert.hf_config(cfg, 'ElectraForMaskedLM', generator=True),

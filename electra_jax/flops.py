@@ -1,4 +1,4 @@
-"""Model FLOPs of one RTD training step, and the peak bfloat16 FLOP/s of the devices it runs on.
+"""Model FLOPs of one pre-training step (RTD or the MLM baseline), and the peak bfloat16 FLOP/s of the devices it runs on.
 
 Model FLOPs count the matrix multiplications the model needs, at 2 FLOPs per multiply-add: every
 projection and both attention products of generator and discriminator, the embedding projection,
@@ -40,23 +40,31 @@ def encoder_forward_flops(length: int, hidden: int, ffn: int, layers: int) -> in
 def rtd_forward_flops(config: ml_collections.ConfigDict) -> int:
   """One sequence through generator and discriminator (forward), as config.model and .data set."""
   m = config.model
-  length, slots, embed = config.data.max_seq_length, rtd.max_predictions(config), m.embedding_size
-  gen_hidden, _, gen_ffn, gen_layers = model.generator_sizes(m)
-
-  def project(hidden):  # embeddings_project, when the embedding width differs.
-    return 2 * length * embed * hidden if embed != hidden else 0
-
-  generator = (project(gen_hidden) + encoder_forward_flops(length, gen_hidden, gen_ffn, gen_layers)
-               + 2 * slots * (gen_hidden * embed + embed * m.vocab_size))
-  discriminator = (project(m.hidden_size)
-                   + encoder_forward_flops(length, m.hidden_size, m.intermediate_size, m.num_layers)
+  length = config.data.max_seq_length
+  discriminator = (masked_lm_forward_flops(config, *model.discriminator_sizes(m), head=False)
                    + 2 * length * (m.hidden_size * m.hidden_size + m.hidden_size))
-  return generator + discriminator
+  return masked_lm_forward_flops(config, *model.generator_sizes(m)) + discriminator
 
 
-def rtd_step_flops(config: ml_collections.ConfigDict) -> int:
-  """Model FLOPs of one training step on the global batch."""
-  return 3 * config.train.batch_size * rtd_forward_flops(config)
+def masked_lm_forward_flops(config: ml_collections.ConfigDict, hidden: int, heads: int, ffn: int,
+                            layers: int, head: bool = True) -> int:
+  """One sequence through an encoder of these sizes (embedding projection included) and, with
+  `head`, its MLM head at the prediction slots over the real vocabulary."""
+  del heads  # The FLOPs do not depend on how the width is split.
+  m = config.model
+  length, embed = config.data.max_seq_length, m.embedding_size
+  project = 2 * length * embed * hidden if embed != hidden else 0
+  mlm_head = 2 * rtd.max_predictions(config) * (hidden * embed + embed * m.vocab_size)
+  return project + encoder_forward_flops(length, hidden, ffn, layers) + (mlm_head if head else 0)
+
+
+def step_flops(config: ml_collections.ConfigDict) -> int:
+  """Model FLOPs of one training step on the global batch, for config.objective.kind."""
+  if config.objective.kind == 'mlm':
+    forward = masked_lm_forward_flops(config, *model.discriminator_sizes(config.model))
+  else:
+    forward = rtd_forward_flops(config)
+  return 3 * config.train.batch_size * forward
 
 
 def peak_flops(device_kind: str) -> float | None:

@@ -45,10 +45,14 @@ class MetricWriter:
     os.replace(tmp, self._jsonl_path)
 
   def write(self, step: int, metrics: dict[str, float], *, split: str = 'train',
-            seconds_per_step: float | None = None) -> None:
+            seconds_per_step: float | None = None, warning: str | None = None) -> None:
+    """`warning` (one line) is printed and kept in the record as its `warning` field."""
     if not self._enabled:
       return
     record = {'step': step, 'split': split, **metrics}
+    if warning:
+      record['warning'] = warning
+      logging.warning('%s step %d: %s', split, step, warning)
     self._jsonl.write(json.dumps(record) + '\n')
     self._jsonl.flush()
     for name, value in metrics.items():
@@ -71,7 +75,8 @@ class MetricWriter:
 
 class TrainLog:
   """Step metrics -> their mean over every `every` steps, written with time per step, tokens/s and,
-  given the model FLOPs of a step and the devices' peak FLOP/s, MFU.
+  given the model FLOPs of a step, the cumulative model FLOPs (`flops`, to compare runs at equal
+  compute) and, with the devices' peak FLOP/s, MFU.
   """
 
   def __init__(self, writer: MetricWriter, *, first_step: int, total_steps: int, every: int,
@@ -80,6 +85,7 @@ class TrainLog:
     self._writer = writer
     self._first, self._total, self._every = first_step, total_steps, every
     self._tokens_per_step = tokens_per_step
+    self._flops_per_step = flops_per_step
     self._flops_per_second_at_peak = (flops_per_step / peak_flops
                                       if flops_per_step and peak_flops else None)
     self._interval: list[dict] = []
@@ -98,11 +104,17 @@ class TrainLog:
     seconds_per_step = (now - self._time) / (done - self._step)
     means = {name: float(np.mean([m[name] for m in self._interval])) for name in self._interval[0]}
     means['tokens_per_sec'] = self._tokens_per_step / seconds_per_step
+    if self._flops_per_step:
+      means['flops'] = self.flops(done)
     if self._flops_per_second_at_peak is not None:
       means['mfu'] = self._flops_per_second_at_peak / seconds_per_step
     self._writer.write(done, means, seconds_per_step=seconds_per_step)
     self._interval.clear()
     self._time, self._step = now, done
+
+  def flops(self, done: int) -> float:
+    """Model FLOPs of the first `done` steps."""
+    return float(done * self._flops_per_step)
 
   def get_state(self) -> list[dict[str, float]]:
     """The steps of the unfinished interval, for checkpoints: a run resumed between two records

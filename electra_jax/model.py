@@ -98,10 +98,15 @@ class Embeddings(nnx.Module):
     self.LayerNorm = _layer_norm(cfg, size, rngs, compute.dtype)  # pylint: disable=invalid-name
     self.dropout = nnx.Dropout(cfg.dropout_rate)
 
-  def __call__(self, input_ids, segment_ids, *, deterministic: bool, rngs: nnx.Rngs | None):
+  def __call__(self, input_ids, segment_ids, *, deterministic: bool, rngs: nnx.Rngs | None,
+               word_delta: jax.Array | None = None):
+    """`word_delta` (GDES): the token vectors become stop_gradient(shared table) + this table's rows,
+    so the caller's loss trains the delta and not the shared table."""
     positions = jnp.arange(input_ids.shape[1])[None, :]
-    x = (self.word_embeddings(input_ids) + self.position_embeddings(positions)
-         + self.token_type_embeddings(segment_ids))
+    words = self.word_embeddings(input_ids)
+    if word_delta is not None:
+      words = jax.lax.stop_gradient(words) + jnp.take(word_delta, input_ids, axis=0)
+    x = words + self.position_embeddings(positions) + self.token_type_embeddings(segment_ids)
     return self.dropout(self.LayerNorm(x), deterministic=deterministic, rngs=rngs)
 
 
@@ -255,13 +260,22 @@ class LMHeadBias(nnx.Module):
 
 
 class DiscriminatorPredictions(nnx.Module):
-  """dense + GELU + dense(1): one replaced-or-original logit per position."""
+  """dense + GELU + dense(1): one replaced-or-original logit per position.
 
-  def __init__(self, cfg, rngs: nnx.Rngs, compute: Compute):
+  The output bias starts at the log-odds of `replaced_fraction`, the share of tokens the objective
+  will replace, so the untrained discriminator already predicts the base rate. From a zero bias
+  (p = 0.5) the first updates all push every logit down, and Adam moves every weight at full rate
+  to do it: the encoder learns to give every token one vector (the collapse docs/quality.md
+  measures), which leaves fine-tuning nothing to build on.
+  """
+
+  def __init__(self, cfg, rngs: nnx.Rngs, compute: Compute, replaced_fraction: float = 0.5):
     self.dense = dense(cfg, cfg.hidden_size, cfg.hidden_size, ('embed', 'heads'), rngs,
                        compute.dtype)
     # float32: the logit feeds the loss, and this matmul is one column wide.
     self.dense_prediction = dense(cfg, cfg.hidden_size, 1, ('heads', None), rngs, jnp.float32)
+    self.dense_prediction.bias[...] = jnp.full(
+        (1,), np.log(replaced_fraction) - np.log1p(-replaced_fraction), jnp.float32)
 
   def __call__(self, x):
     return self.dense_prediction(gelu(self.dense(x)))[..., 0]
@@ -274,10 +288,18 @@ def generator_sizes(cfg) -> tuple[int, int, int, int]:
   return hidden, heads, 4 * hidden, cfg.generator_num_layers or cfg.num_layers
 
 
-class Generator(nnx.Module):
+def discriminator_sizes(cfg) -> tuple[int, int, int, int]:
+  """(hidden, heads, ffn, layers) of the discriminator."""
+  return cfg.hidden_size, cfg.num_heads, cfg.intermediate_size, cfg.num_layers
 
-  def __init__(self, cfg, rngs: nnx.Rngs, compute: Compute):
-    hidden, heads, ffn, layers = generator_sizes(cfg)
+
+class Generator(nnx.Module):
+  """A masked LM: encoder + MLM head tied to the word embeddings. The generator's sizes by default;
+  MaskedLM builds one of the discriminator's sizes."""
+
+  def __init__(self, cfg, rngs: nnx.Rngs, compute: Compute,
+               sizes: tuple[int, int, int, int] | None = None):
+    hidden, heads, ffn, layers = sizes or generator_sizes(cfg)
     self.vocab_size = cfg.vocab_size
     self.electra = ElectraModel(cfg, hidden, heads, ffn, layers, rngs, compute)
     self.generator_predictions = GeneratorPredictions(cfg, hidden, rngs, compute)
@@ -297,32 +319,61 @@ class Generator(nnx.Module):
 
 class Discriminator(nnx.Module):
 
-  def __init__(self, cfg, rngs: nnx.Rngs, compute: Compute):
-    self.electra = ElectraModel(cfg, cfg.hidden_size, cfg.num_heads, cfg.intermediate_size,
-                                cfg.num_layers, rngs, compute)
-    self.discriminator_predictions = DiscriminatorPredictions(cfg, rngs, compute)
+  def __init__(self, cfg, rngs: nnx.Rngs, compute: Compute, replaced_fraction: float = 0.5):
+    self.electra = ElectraModel(cfg, *discriminator_sizes(cfg), rngs, compute)
+    self.discriminator_predictions = DiscriminatorPredictions(cfg, rngs, compute,
+                                                              replaced_fraction)
 
   def __call__(self, embedded, input_mask, *, deterministic, rngs):
+    """(one logit per position, the last layer's output)."""
     hidden = self.electra(embedded, input_mask, deterministic=deterministic, rngs=rngs)
-    return self.discriminator_predictions(hidden)
+    return self.discriminator_predictions(hidden), hidden
 
 
-EMBEDDING_SHARING = ('shared', 'untied')
+EMBEDDING_SHARING = ('shared', 'untied', 'gdes')
+
+
+class EmbeddingDelta(nnx.Module):
+  """GDES (DeBERTa-v3): the discriminator's own additive correction to the shared token table,
+  zero at init. Export and fine-tuning fold it in (fold_embedding_delta)."""
+
+  def __init__(self, cfg):
+    self.embedding = nnx.Param(jnp.zeros((padded_vocab_size(cfg), cfg.embedding_size)),
+                               out_sharding=('vocab', 'embed'))
+
+
+def fold_embedding_delta(params: dict) -> dict:
+  """Parameters (a pure dict with `embeddings`) with a GDES delta added into the token table, as
+  the discriminator sees it, and the delta removed; unchanged without one."""
+  if 'embedding_delta' not in params:
+    return params
+  params = dict(params)
+  delta = params.pop('embedding_delta')['embedding']
+  embeddings = params['embeddings']
+  words = embeddings['word_embeddings']
+  params['embeddings'] = {**embeddings,
+                          'word_embeddings': {**words, 'embedding': words['embedding'] + delta}}
+  return params
 
 
 class ElectraPretrainer(nnx.Module):
   """Generator + discriminator. With 'shared' sharing both read one embedding block, whose arrays
-  then receive gradients from both losses; with 'untied' the generator has its own."""
+  then receive gradients from both losses; with 'untied' the generator has its own; with 'gdes' the
+  block is shared but the discriminator's loss reaches the token table only through its own delta
+  (gradient-disentangled embedding sharing, DeBERTa-v3). `replaced_fraction`: the share of tokens
+  the objective replaces (DiscriminatorPredictions)."""
 
-  def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs, compute: Compute = Compute()):
+  def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs, compute: Compute = Compute(),
+               replaced_fraction: float = 0.5):
     # Variables carry logical axis names, not mesh axes: they are placed by the jit that creates
     # them (step.py), never eagerly as they are made.
     with nnx.use_eager_sharding(False):
       self.embeddings = Embeddings(cfg, rngs, compute)
       self.generator_embeddings = (Embeddings(cfg, rngs, compute)
                                    if cfg.embedding_sharing == 'untied' else None)
+      self.embedding_delta = EmbeddingDelta(cfg) if cfg.embedding_sharing == 'gdes' else None
       self.generator = Generator(cfg, rngs, compute)
-      self.discriminator = Discriminator(cfg, rngs, compute)
+      self.discriminator = Discriminator(cfg, rngs, compute, replaced_fraction)
 
   def generator_logits(self, input_ids, segment_ids, input_mask, positions, *,
                        deterministic: bool, rngs: nnx.Rngs | None = None):
@@ -331,7 +382,42 @@ class ElectraPretrainer(nnx.Module):
     return self.generator(embedded, input_mask, positions, embeddings.word_embeddings.embedding[...],
                           deterministic=deterministic, rngs=rngs)
 
+  def discriminate(self, input_ids, segment_ids, input_mask, *, deterministic: bool,
+                   rngs: nnx.Rngs | None = None):
+    """(replaced-token logits [batch, length], the discriminator's last hidden layer)."""
+    delta = None if self.embedding_delta is None else self.embedding_delta.embedding[...]
+    embedded = self.embeddings(input_ids, segment_ids, deterministic=deterministic, rngs=rngs,
+                               word_delta=delta)
+    return self.discriminator(embedded, input_mask, deterministic=deterministic, rngs=rngs)
+
   def discriminator_logits(self, input_ids, segment_ids, input_mask, *,
                            deterministic: bool, rngs: nnx.Rngs | None = None):
+    return self.discriminate(input_ids, segment_ids, input_mask, deterministic=deterministic,
+                             rngs=rngs)[0]
+
+
+class MaskedLM(nnx.Module):
+  """The paper's BERT baseline (config.objective.kind='mlm'): a masked LM of the discriminator's
+  sizes and nothing else. Its encoder is stored where an ELECTRA run keeps the encoder it hands on
+  (`embeddings` + `discriminator.electra`), so fine-tuning reads either kind of run alike; its MLM
+  head (`discriminator.generator_predictions`, `.generator_lm_head`) exports as ElectraForMaskedLM."""
+
+  def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs, compute: Compute = Compute()):
+    with nnx.use_eager_sharding(False):
+      self.embeddings = Embeddings(cfg, rngs, compute)
+      self.discriminator = Generator(cfg, rngs, compute, sizes=discriminator_sizes(cfg))
+
+  def mlm_logits(self, input_ids, segment_ids, input_mask, positions, *, deterministic: bool,
+                 rngs: nnx.Rngs | None = None):
     embedded = self.embeddings(input_ids, segment_ids, deterministic=deterministic, rngs=rngs)
-    return self.discriminator(embedded, input_mask, deterministic=deterministic, rngs=rngs)
+    return self.discriminator(embedded, input_mask, positions,
+                              self.embeddings.word_embeddings.embedding[...],
+                              deterministic=deterministic, rngs=rngs)
+
+
+def pretraining_model(cfg: ml_collections.ConfigDict, kind: str, rngs: nnx.Rngs,
+                      compute: Compute = Compute(), replaced_fraction: float = 0.5) -> nnx.Module:
+  """The module a pre-training run of objective `kind` ('rtd' or 'mlm') trains."""
+  if kind == 'mlm':
+    return MaskedLM(cfg, rngs, compute)
+  return ElectraPretrainer(cfg, rngs, compute, replaced_fraction)

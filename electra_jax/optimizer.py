@@ -14,8 +14,10 @@ import optax
 from electra_jax import sharding
 
 
-def learning_rate_schedule(train: ml_collections.ConfigDict) -> optax.Schedule:
-  peak, warmup, total = train.learning_rate, train.warmup_steps, train.steps
+def learning_rate_schedule(train: ml_collections.ConfigDict, peak: float | None = None
+                           ) -> optax.Schedule:
+  """train.learning_rate's schedule (or the same shape up to `peak`)."""
+  peak, warmup, total = peak or train.learning_rate, train.warmup_steps, train.steps
   if train.original_optimizer:
     decay = optax.linear_schedule(peak, 0.0, total)
     if not warmup:
@@ -90,14 +92,33 @@ def layerwise_decay(num_layers: int, decay: float, *, original: bool = False
   return factor
 
 
+def generator_labels(params):
+  """'generator' for the generator's own parameters (its encoder and head, and its embeddings when
+  untied), 'rest' for everything else, shared embeddings included."""
+  return jax.tree_util.tree_map_with_path(
+      lambda path, _: 'generator' if path[0].key in ('generator', 'generator_embeddings') else 'rest',
+      params)
+
+
 def create(train: ml_collections.ConfigDict, lr_factor: Callable[[str], float] | None = None
            ) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """The optimizer of `train` (a config.train section); `lr_factor` scales the learning rate per
-  parameter path (fine-tuning's layer-wise decay). The schedule is the unscaled rate."""
+  parameter path (fine-tuning's layer-wise decay). The schedule is the unscaled rate.
+
+  With train.generator_learning_rate, the generator's parameters get an optimizer of their own
+  (clipping, Adam, weight decay) at that rate."""
   schedule = learning_rate_schedule(train)
+  tx = _chain(train, schedule, lr_factor)
+  if train.get('generator_learning_rate'):
+    generator = _chain(train, learning_rate_schedule(train, train.generator_learning_rate))
+    tx = optax.multi_transform({'generator': generator, 'rest': tx}, generator_labels)
+  return tx, schedule
+
+
+def _chain(train, schedule, lr_factor=None) -> optax.GradientTransformation:
   scale_by_adam = (_scale_by_adam_without_bias_correction if train.original_optimizer
                    else optax.scale_by_adam)
-  tx = optax.chain(
+  return optax.chain(
       optax.clip_by_global_norm(train.max_grad_norm),
       scale_by_adam(train.adam_b1, train.adam_b2, train.adam_eps),
       optax.add_decayed_weights(train.weight_decay, mask=decay_mask),
@@ -105,4 +126,3 @@ def create(train: ml_collections.ConfigDict, lr_factor: Callable[[str], float] |
       # After weight decay, as in the original: the decay term is scaled with the rest of the update.
       *([scale_by_path(lr_factor)] if lr_factor else []),
   )
-  return tx, schedule

@@ -8,7 +8,9 @@ One step, in the paper's order:
   corrupt          scatter the samples in; label = corrupted != original
   discriminator    one logit per position -> disc_loss over all real tokens   (L_Disc)
   loss = gen_weight * L_MLM + disc_weight * L_Disc                           (equation 1, lambda = 50)
-`rtd_loss` composes them; everything else here is a plain array function.
+`rtd_loss` composes them; everything else here is a plain array function. `mlm_objective_loss` is
+the paper's BERT baseline with the same masking, and `health_warning` reads the evaluation metrics
+for the known failure: a discriminator that has stopped learning.
 """
 
 from typing import NamedTuple
@@ -58,11 +60,21 @@ def scatter(input_ids, positions, weights, values):
   return input_ids.at[rows, cols].set(values.astype(input_ids.dtype), mode='drop')
 
 
-def apply_mask(rng, input_ids, positions, weights, *, mask_id: int, mask_token_fraction: float) -> Masked:
-  """Replaces each chosen position by [MASK] with probability `mask_token_fraction`, else keeps it."""
+def apply_mask(rng, input_ids, positions, weights, *, mask_id: int, mask_token_fraction: float,
+               random_token_fraction: float = 0.0, vocab_size: int = 0) -> Masked:
+  """Shows each chosen position as [MASK] with probability `mask_token_fraction`, as a uniformly
+  random id below `vocab_size` with probability `random_token_fraction` (BERT's 80/10/10 is 0.8
+  and 0.1; ELECTRA's 85/0/15 is 0.85 and 0), and as itself otherwise."""
   targets = jnp.take_along_axis(input_ids, positions, axis=1)
-  show_mask = jax.random.uniform(rng, positions.shape) < mask_token_fraction
-  masked = scatter(input_ids, positions, weights, jnp.where(show_mask, mask_id, targets))
+  if random_token_fraction:
+    rng, random_rng = jax.random.split(rng)
+  draw = jax.random.uniform(rng, positions.shape)
+  shown = jnp.where(draw < mask_token_fraction, mask_id, targets)
+  if random_token_fraction:
+    random_ids = jax.random.randint(random_rng, positions.shape, 0, vocab_size, targets.dtype)
+    shown = jnp.where((draw >= mask_token_fraction)
+                      & (draw < mask_token_fraction + random_token_fraction), random_ids, shown)
+  masked = scatter(input_ids, positions, weights, shown)
   return Masked(masked, positions, targets, weights)
 
 
@@ -127,20 +139,72 @@ def disc_loss(logits, labels, input_mask):
   return _mean(optax.sigmoid_binary_cross_entropy(logits, labels), input_mask)
 
 
+def auc(scores, labels, weights):
+  """Exact area under the ROC curve of `scores` for binary `labels` over the entries with weight 1:
+  P(score of a positive > score of a negative), ties counted half. 0.5 when either class is absent.
+
+  Each positive is placed among the sorted negative scores, so the cost is a sort, not pairs.
+  """
+  scores, labels, weights = (jnp.ravel(jnp.asarray(x)) for x in (scores, labels, weights))
+  positive = (labels > 0) & (weights > 0)
+  negative = (labels <= 0) & (weights > 0)
+  negatives = jnp.sort(jnp.where(negative, scores.astype(jnp.float32), jnp.inf))
+  below = jnp.searchsorted(negatives, scores, side='left')
+  not_above = jnp.searchsorted(negatives, scores, side='right')
+  wins = jnp.sum(jnp.where(positive, below + 0.5 * (not_above - below), 0.0))
+  pairs = jnp.sum(positive, dtype=jnp.float32) * jnp.sum(negative, dtype=jnp.float32)
+  return jnp.where(pairs > 0, wins / jnp.maximum(pairs, 1.0), 0.5)
+
+
+def spread(hidden, input_mask):
+  """How much the representations differ between tokens, in [0, 1]: sqrt(the variance across real
+  tokens, summed over features / the mean squared norm). 0 when every token has the same vector;
+  a healthy post-LN encoder sits well above 0.5. A discriminator that has collapsed to "everything
+  is original" drives it towards 0, and fine-tuning then has nothing to build on."""
+  hidden = hidden.astype(jnp.float32)
+  mask = input_mask.astype(jnp.float32)[..., None]
+  count = jnp.maximum(jnp.sum(mask), 1.0)
+  mean = jnp.sum(hidden * mask, axis=(0, 1)) / count
+  total = jnp.sum(jnp.square(hidden) * mask) / count
+  return jnp.sqrt(jnp.maximum(total - jnp.sum(jnp.square(mean)), 0.0) / jnp.maximum(total, 1e-12))
+
+
 def disc_metrics(logits, labels, input_mask) -> dict[str, jax.Array]:
+  """Thresholded metrics at logit 0, and the AUC, which shows learning before any logit crosses 0
+  (early on, "everything is original" is the best threshold-0 answer)."""
   mask = input_mask.astype(jnp.float32)
   predicted = (logits > 0).astype(jnp.float32)
   true_positive = jnp.sum(predicted * labels * mask)
   return {
       'disc_accuracy': _mean((predicted == labels).astype(jnp.float32), mask),
+      'disc_accuracy_replaced': _mean(predicted, labels * mask),
+      'disc_accuracy_original': _mean(1 - predicted, (1 - labels) * mask),
       'disc_precision': true_positive / jnp.maximum(jnp.sum(predicted * mask), 1.0),
       'disc_recall': true_positive / jnp.maximum(jnp.sum(labels * mask), 1.0),
+      'disc_auc': auc(logits, labels, mask),
       'replaced_fraction': _mean(labels, mask),
   }
 
 
-def rtd_loss(model, batch: dict[str, jax.Array], rng, config: ml_collections.ConfigDict, *,
-             deterministic: bool):
+class Outputs(NamedTuple):
+  """One batch through the objective: the loss, its scalar metrics, and the discriminator's
+  per-token scores (evaluation takes the exact AUC over all of its batches)."""
+  loss: jax.Array
+  metrics: dict[str, jax.Array]
+  disc_logits: jax.Array  # [batch, length]
+  labels: jax.Array  # [batch, length] 1 = replaced.
+  input_mask: jax.Array  # [batch, length]
+
+
+def _mask(rng, input_ids, positions, weights, config) -> Masked:
+  return apply_mask(rng, input_ids, positions, weights, mask_id=config.data.mask_id,
+                    mask_token_fraction=config.objective.mask_token_fraction,
+                    random_token_fraction=config.objective.random_token_fraction,
+                    vocab_size=config.model.vocab_size)
+
+
+def rtd_outputs(model, batch: dict[str, jax.Array], rng, config: ml_collections.ConfigDict, *,
+                deterministic: bool) -> Outputs:
   """The ELECTRA loss of one batch and its metrics. `rng` drives masking, sampling and dropout."""
   objective, data = config.objective, config.data
   mask_rng, show_rng, sample_rng, dropout_rng = jax.random.split(rng, 4)
@@ -150,8 +214,7 @@ def rtd_loss(model, batch: dict[str, jax.Array], rng, config: ml_collections.Con
   positions, weights = mask_positions(
       mask_rng, input_ids, input_mask, special_ids=(data.pad_id, data.cls_id, data.sep_id),
       mask_prob=objective.mask_prob, num_slots=max_predictions(config))
-  masked = apply_mask(show_rng, input_ids, positions, weights, mask_id=data.mask_id,
-                      mask_token_fraction=objective.mask_token_fraction)
+  masked = _mask(show_rng, input_ids, positions, weights, config)
 
   gen_logits = model.generator_logits(masked.input_ids, segment_ids, input_mask, positions,
                                       deterministic=deterministic, rngs=rngs)
@@ -161,12 +224,64 @@ def rtd_loss(model, batch: dict[str, jax.Array], rng, config: ml_collections.Con
                                 disallow_correct=objective.disallow_correct)
   corrupted, labels = corrupt(input_ids, positions, weights, sampled)
 
-  disc_logits = model.discriminator_logits(corrupted, segment_ids, input_mask,
+  disc_logits, hidden = model.discriminate(corrupted, segment_ids, input_mask,
                                            deterministic=deterministic, rngs=rngs)
   d_loss = disc_loss(disc_logits, labels, input_mask)
   loss = objective.gen_weight * gen_loss + objective.disc_weight * d_loss
 
   gen_correct = (jnp.argmax(gen_logits, axis=-1) == masked.targets).astype(jnp.float32)
   metrics = {'loss': loss, 'gen_loss': gen_loss, 'gen_accuracy': _mean(gen_correct, weights),
-             'disc_loss': d_loss, **disc_metrics(disc_logits, labels, input_mask)}
-  return loss, metrics
+             # The original's sampled_masked_lm_accuracy: how often a "replacement" is the original.
+             'sampled_accuracy': _mean((sampled == masked.targets).astype(jnp.float32), weights),
+             'disc_loss': d_loss, **disc_metrics(disc_logits, labels, input_mask),
+             'disc_spread': spread(hidden, input_mask)}
+  return Outputs(loss, metrics, disc_logits, labels, input_mask)
+
+
+def rtd_loss(model, batch: dict[str, jax.Array], rng, config: ml_collections.ConfigDict, *,
+             deterministic: bool):
+  """(loss, metrics) of rtd_outputs: what the train step differentiates."""
+  outputs = rtd_outputs(model, batch, rng, config, deterministic=deterministic)
+  return outputs.loss, outputs.metrics
+
+
+def mlm_objective_loss(model, batch: dict[str, jax.Array], rng, config: ml_collections.ConfigDict,
+                       *, deterministic: bool):
+  """The BERT baseline (config.objective.kind='mlm') with the same masking: (loss, metrics) of a
+  model.MaskedLM predicting the chosen positions; the discriminator's terms have no counterpart."""
+  mask_rng, show_rng, dropout_rng = jax.random.split(rng, 3)
+  rngs = None if deterministic else nnx.Rngs(dropout=dropout_rng)
+  input_ids, input_mask = batch['input_ids'], batch['input_mask']
+  positions, weights = mask_positions(
+      mask_rng, input_ids, input_mask,
+      special_ids=(config.data.pad_id, config.data.cls_id, config.data.sep_id),
+      mask_prob=config.objective.mask_prob, num_slots=max_predictions(config))
+  masked = _mask(show_rng, input_ids, positions, weights, config)
+  logits = model.mlm_logits(masked.input_ids, batch['segment_ids'], input_mask, positions,
+                            deterministic=deterministic, rngs=rngs)
+  loss = mlm_loss(logits, masked.targets, weights)
+  correct = (jnp.argmax(logits, axis=-1) == masked.targets).astype(jnp.float32)
+  return loss, {'loss': loss, 'mlm_accuracy': _mean(correct, weights)}
+
+
+# Below these, after warmup, the discriminator has stopped learning. Collapsed runs measured spreads
+# of 0.23-0.30, learning ones 0.44-0.90 (docs/quality.md). The AUC on the generator's own samples
+# falls as the generator improves (0.55 in runs that fine-tune well), so its bar is near chance.
+MIN_HEALTHY_AUC = 0.53
+MIN_HEALTHY_SPREAD = 0.3
+
+
+def health_warning(metrics: dict[str, float]) -> str | None:
+  """One line naming what looks broken in evaluation `metrics` and the knobs to turn, or None."""
+  symptoms = []
+  if metrics.get('disc_auc', 1.0) < MIN_HEALTHY_AUC:
+    symptoms.append(f'disc_auc {metrics["disc_auc"]:.3f} is near 0.5 (the discriminator cannot tell '
+                    "the generator's replacements from original tokens)")
+  if metrics.get('disc_spread', 1.0) < MIN_HEALTHY_SPREAD:
+    symptoms.append(f'disc_spread {metrics["disc_spread"]:.3f} (its last layer gives every token '
+                    'nearly the same vector)')
+  if not symptoms:
+    return None
+  return ('RTD health: ' + '; '.join(symptoms) + '. The discriminator has stopped learning: lower '
+          'config.train.learning_rate, raise config.train.warmup_steps, or make the generator '
+          'smaller (config.model.generator_fraction)')

@@ -38,11 +38,35 @@ def rtd_objective(config: ml_collections.ConfigDict) -> Objective:
   def loss(module, batch, rng, deterministic):
     return rtd.rtd_loss(module, batch, rng, config, deterministic=deterministic)
 
-  return Objective(
-      new_model=lambda rng: model.ElectraPretrainer(config.model, nnx.Rngs(params=rng),
-                                                     model.compute_options(config.train)),
-      loss=loss,
-      evaluate=lambda module, batch, rng: loss(module, batch, rng, True)[1])
+  def evaluate(module, batch, rng):
+    outputs = rtd.rtd_outputs(module, batch, rng, config, deterministic=True)
+    return {'metrics': outputs.metrics, 'disc_logits': outputs.disc_logits,
+            'labels': outputs.labels, 'input_mask': outputs.input_mask}
+
+  return Objective(new_model=_pretraining_model(config), loss=loss, evaluate=evaluate)
+
+
+def mlm_objective(config: ml_collections.ConfigDict) -> Objective:
+  """The BERT baseline: a masked LM of the discriminator's sizes (config.objective.kind='mlm')."""
+
+  def loss(module, batch, rng, deterministic):
+    return rtd.mlm_objective_loss(module, batch, rng, config, deterministic=deterministic)
+
+  return Objective(new_model=_pretraining_model(config), loss=loss,
+                   evaluate=lambda module, batch, rng: {'metrics': loss(module, batch, rng, True)[1]})
+
+
+def _pretraining_model(config: ml_collections.ConfigDict) -> Callable[[jax.Array], nnx.Module]:
+  # Nearly every chosen position is replaced at first: the generator's samples rarely hit.
+  return lambda rng: model.pretraining_model(config.model, config.objective.kind,
+                                             nnx.Rngs(params=rng),
+                                             model.compute_options(config.train),
+                                             replaced_fraction=config.objective.mask_prob)
+
+
+def pretraining_objective(config: ml_collections.ConfigDict) -> Objective:
+  """The objective config.objective.kind names."""
+  return mlm_objective(config) if config.objective.kind == 'mlm' else rtd_objective(config)
 
 
 class Training(NamedTuple):
@@ -103,8 +127,12 @@ def build(objective: Objective, tx: optax.GradientTransformation, schedule: opta
   state_shardings = TrainState(
       step=replicated,
       params=param_shardings,
-      opt_state=optax.tree_map_params(tx, lambda _, s: s, abstract.opt_state, param_shardings,
-                                      transform_non_params=lambda _: replicated),
+      # Parameters that a partitioned optimizer (optax.multi_transform) leaves out of one of its
+      # parts hold a MaskedNode (no array) in that part's state.
+      opt_state=optax.tree_map_params(
+          tx, lambda leaf, s: leaf if isinstance(leaf, optax.MaskedNode) else s, abstract.opt_state,
+          param_shardings, transform_non_params=lambda _: replicated,
+          is_leaf=lambda x: isinstance(x, optax.MaskedNode)),
   )
   batch_sharding = sharding.batch_sharding(mesh, rules)
 

@@ -9,8 +9,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from electra_jax import (checkpoint, data, flops, model, optimizer, preemption, sharding, step,
-                         validation)
+from electra_jax import (checkpoint, data, flops, model, optimizer, preemption, rtd, sharding,
+                         step, validation)
 from electra_jax import workdir as workdir_lib
 from electra_jax.errors import UserError
 from electra_jax.hf import load as hf_load
@@ -28,7 +28,7 @@ def _log_setup(config, mesh, training: step.Training) -> None:
                'every device', total / 1e6, per_device / 1e6, 100 * replicated)
   logging.info('global batch %d x %d tokens, %d steps; %.3g model TFLOPs per step; %s',
                config.train.batch_size, config.data.max_seq_length, config.train.steps,
-               flops.rtd_step_flops(config) / 1e12, model.compute_options(config.train))
+               flops.step_flops(config) / 1e12, model.compute_options(config.train))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.TrainState:
@@ -49,7 +49,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
   config = inputs.config  # Special token ids now come from the tokenizer: check them again.
   validation.validate(config, jax.device_count(), jax.process_count())
   workdir_lib.record(workdir, config, inputs.tokenizer)  # For fine-tuning and export.
-  training = step.build(step.rtd_objective(config), *optimizer.create(config.train), mesh,
+  training = step.build(step.pretraining_objective(config), *optimizer.create(config.train), mesh,
                         config.mesh.rules)
   _log_setup(config, mesh, training)
   checkpoints = checkpoint.Checkpoints(os.path.join(workdir, 'checkpoints'),
@@ -70,24 +70,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
   total = config.train.steps
   first = int(state.step)
   writer = MetricWriter(workdir, first_step=first, total_steps=total,
-                        console=('loss', 'gen_loss', 'gen_accuracy', 'disc_loss', 'disc_accuracy'))
+                        console=('loss', 'gen_loss', 'gen_accuracy', 'disc_loss', 'disc_auc',
+                                 'mlm_accuracy'))
   log = TrainLog(writer, first_step=first, total_steps=total, every=config.train.log_every,
                  tokens_per_step=config.train.batch_size * config.data.max_seq_length,
-                 flops_per_step=flops.rtd_step_flops(config), peak_flops=flops.total_peak_flops())
+                 flops_per_step=flops.step_flops(config), peak_flops=flops.total_peak_flops())
 
   def evaluate(done: int, params) -> None:
-    """RTD metrics on the fixed eval batches, with the same masks and samples every time."""
+    """Metrics on the fixed eval batches, with the same masks and samples every time: the mean over
+    batches, the discriminator's AUC exact over all their tokens, and a health check."""
     started = time.perf_counter()
-    batch_metrics, pending_eval = [], None
+    outputs, pending_eval = [], None
     for index, local_batch in enumerate(inputs.eval):
-      metrics = training.eval_step(params, placement.place(local_batch),
-                                   jax.random.fold_in(eval_rng, index))
+      output = training.eval_step(params, placement.place(local_batch),
+                                  jax.random.fold_in(eval_rng, index))
       if pending_eval is not None:
-        batch_metrics.append(jax.device_get(pending_eval))
-      pending_eval = metrics
-    batch_metrics.append(jax.device_get(pending_eval))
-    writer.write(done, {name: float(np.mean([m[name] for m in batch_metrics]))
-                        for name in batch_metrics[0]}, split='eval')
+        outputs.append(jax.device_get(pending_eval))
+      pending_eval = output
+    outputs.append(jax.device_get(pending_eval))
+    metrics = {name: float(np.mean([o['metrics'][name] for o in outputs]))
+               for name in outputs[0]['metrics']}
+    if 'disc_logits' in outputs[0]:
+      metrics['disc_auc'] = float(rtd.auc(*(np.concatenate([o[name] for o in outputs])
+                                            for name in ('disc_logits', 'labels', 'input_mask'))))
+    metrics['flops'] = log.flops(done)
+    warning = (rtd.health_warning(metrics) if done >= config.train.warmup_steps else None)
+    writer.write(done, metrics, split='eval', warning=warning)
     log.exclude(time.perf_counter() - started)  # Keep tokens/s a training figure.
 
   try:

@@ -9,6 +9,7 @@ from electra_jax import model, rtd, sharding
 from electra_jax.errors import UserError
 
 NONFINITE = ('stop', 'skip')
+OBJECTIVES = ('rtd', 'mlm')
 
 
 def _require(condition: bool, message: str) -> None:
@@ -39,6 +40,16 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, process_count:
   _require(len(set(special.values())) == len(special),
            f'the special token ids must differ, got {special}')
 
+  _require(objective.kind in OBJECTIVES, f'config.objective.kind={objective.kind!r} is unknown; use '
+           f'one of {", ".join(OBJECTIVES)}')
+  _require(not (objective.kind == 'mlm' and config.init_from_hf),
+           'config.init_from_hf continues an ELECTRA generator + discriminator pair; it does not '
+           'start config.objective.kind=mlm')
+  _require(0 <= objective.random_token_fraction <= 1 - objective.mask_token_fraction,
+           f'config.objective.random_token_fraction={objective.random_token_fraction} must be in '
+           f'[0, 1 - mask_token_fraction]')
+  _require(train.generator_learning_rate >= 0, 'config.train.generator_learning_rate='
+           f'{train.generator_learning_rate} must not be negative (0 = one optimizer)')
   _require(0 < objective.mask_prob <= 1, f'config.objective.mask_prob={objective.mask_prob} must be '
            'in (0, 1]')
   _require(0 <= objective.mask_token_fraction <= 1,

@@ -1,13 +1,23 @@
 """Eight fake CPU devices, set before JAX initialises, so that sharded code paths run on any machine."""
 
+import atexit
 import csv
 import json
 import os
 import random
+import shutil
 import sys
+import tempfile
 
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=8').strip()
+# One JAX persistent compilation cache for the session, shared by this process and every command
+# the tests start (they inherit the environment): a program compiled once (the small config's step,
+# say) is read back instead of compiled again by the next test or subprocess. A fresh directory per
+# session, removed at exit; a JAX_COMPILATION_CACHE_DIR set outside is used as it is.
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='electra_jax_tests_jit_')
+  atexit.register(shutil.rmtree, os.environ['JAX_COMPILATION_CACHE_DIR'], ignore_errors=True)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pytest  # pylint: disable=g-import-not-at-top

@@ -7,6 +7,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 import torch
 
 from bench import compare_hf
@@ -43,7 +44,8 @@ def test_command_prints_both_throughputs_and_their_ratio_as_json_last(tmp_path):
   assert set(report) == {'ours_tokens_per_sec', 'theirs_tokens_per_sec', 'ratio',
                          'step_time_s_ours', 'step_time_s_theirs', 'device', 'versions'}
   assert report['ours_tokens_per_sec'] > 0 and report['theirs_tokens_per_sec'] > 0
-  assert report['ratio'] == report['ours_tokens_per_sec'] / report['theirs_tokens_per_sec']
+  assert report['ratio'] == pytest.approx(
+      report['ours_tokens_per_sec'] / report['theirs_tokens_per_sec'])
   assert set(report['versions']) == {'jax', 'jaxlib', 'flax', 'torch', 'transformers'}
 
 

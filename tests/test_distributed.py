@@ -12,13 +12,16 @@ import pytest
 
 from electra_jax import distributed
 from electra_jax.errors import UserError
-from tests.conftest import ROOT, cli_env, read_metrics
+from tests.conftest import ROOT, cli_env, read_metrics, write_corpus
 from tests.test_preemption import wait_for_step
 
-STEPS = 24
-FLAGS = ['--config=configs/tiny.py', f'--config.train.steps={STEPS}', '--config.train.log_every=5',
-         '--config.train.eval_every=12', '--config.train.eval_batches=2',
-         '--config.train.checkpoint_every=12']
+STEPS = 120  # Enough that the job is still going when the stop request reaches both processes.
+# The small config (float32, like tiny) on a generated text corpus: the tokenizer and dataset are
+# built by process 0 while process 1 waits, as with any text source.
+FLAGS = ['--config=tests/small_config.py', f'--config.train.steps={STEPS}',
+         '--config.train.log_every=5', '--config.train.eval_every=60',
+         '--config.train.eval_batches=2', '--config.train.checkpoint_every=60',
+         '--config.data.eval_fraction=0.2']
 
 
 def _free_port() -> int:
@@ -27,11 +30,15 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+def _text(data_dir) -> str:
+  return f'--config.data.source=text:{os.path.join(os.path.dirname(data_dir), "corpus", "*.txt")}'
+
+
 def _start_job(workdir, data_dir) -> list[subprocess.Popen]:
   """Two processes; the slow network (dcn) axis across them, FSDP within each."""
   address = f'127.0.0.1:{_free_port()}'
   return [subprocess.Popen(
-      [sys.executable, '-m', 'electra_jax.main', *FLAGS, f'--workdir={workdir}',
+      [sys.executable, '-m', 'electra_jax.main', *FLAGS, _text(data_dir), f'--workdir={workdir}',
        '--config.mesh.dcn_data=2', '--config.mesh.fsdp=2', f'--coordinator_address={address}',
        '--num_processes=2', f'--process_id={index}'],
       cwd=ROOT, env=cli_env(4, data_dir), text=True, stdout=subprocess.PIPE,
@@ -47,6 +54,7 @@ def _finish(processes) -> list[tuple[str, str]]:
 
 def test_two_processes_log_what_one_process_with_all_devices_logs(tmp_path):
   data_dir, workdir = str(tmp_path / 'data'), tmp_path / 'two'
+  write_corpus(str(tmp_path / 'corpus'), documents=80)
   # Both processes start on an empty data cache: process 0 builds, process 1 reuses.
   processes = _start_job(workdir, data_dir)
   wait_for_step(workdir, 5, processes[0])
@@ -60,13 +68,14 @@ def test_two_processes_log_what_one_process_with_all_devices_logs(tmp_path):
 
   _finish(_start_job(workdir, data_dir))  # Resumes from the checkpoint both processes wrote.
   single = tmp_path / 'one'
-  subprocess.run([sys.executable, '-m', 'electra_jax.main', *FLAGS, f'--workdir={single}',
+  subprocess.run([sys.executable, '-m', 'electra_jax.main', *FLAGS, _text(data_dir),
+                  f'--workdir={single}',
                   '--config.mesh.data=4', '--config.mesh.fsdp=2'], cwd=ROOT,
                  env=cli_env(8, data_dir), capture_output=True, timeout=600, check=True)
 
   two, one = read_metrics(workdir), read_metrics(single)
   assert [(r['step'], r['split']) for r in two] == [(r['step'], r['split']) for r in one]
-  assert [r['step'] for r in one if r['split'] == 'eval'] == [12, 24]
+  assert [r['step'] for r in one if r['split'] == 'eval'] == [60, 120]
   for a, b in zip(two, one):
     for name in ('loss', 'gen_loss', 'disc_loss', 'disc_accuracy', 'grad_norm'):
       if name in b:

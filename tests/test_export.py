@@ -150,3 +150,56 @@ def test_an_original_head_does_not_export(exported, tmp_path):
   with pytest.raises(UserError, match='classifier_head=hf'):
     export.export(str(tmp_path / 'run'), str(tmp_path / 'hf'))
   assert not os.path.exists(tmp_path / 'hf')
+
+
+@pytest.fixture(scope='module', params=['mlm', 'gdes'])
+def variant_run(request, tmp_path_factory):
+  """A short pre-training run of the MLM baseline or of RTD with GDES embedding sharing."""
+  root = tmp_path_factory.mktemp(request.param)
+  c = small_config()
+  if request.param == 'mlm':
+    c.objective.kind = 'mlm'
+    c.objective.mask_token_fraction, c.objective.random_token_fraction = 0.8, 0.1
+  else:
+    c.model.embedding_sharing = 'gdes'
+  c.data.source = 'text:' + write_corpus(str(root / 'corpus'), documents=40)
+  c.data.data_dir = str(root / 'data')
+  c.data.eval_fraction = 0.0
+  c.train.steps, c.train.learning_rate = 4, 5e-3
+  train.train_and_evaluate(c, str(root / 'run'))
+  return request.param, str(root / 'run')
+
+
+def test_mlm_and_gdes_runs_export_with_our_outputs_and_fine_tune(variant_run, tmp_path):
+  kind, run_dir = variant_run
+  run = workdir.open_run(run_dir, '--workdir')
+  out = str(tmp_path / 'hf')
+  written = export.export(run_dir, out)
+  tokenizer = transformers.AutoTokenizer.from_pretrained(os.path.join(out, written[0][0]))
+  pair = tokenizer(TEXTS[0], TEXTS[1], return_tensors='pt')
+  args = [jnp.asarray(pair[k].numpy()) for k in ('input_ids', 'token_type_ids', 'attention_mask')]
+  ours = model.pretraining_model(run.config.model, kind if kind == 'mlm' else 'rtd', nnx.Rngs(0))
+  params = export._restore_params(  # pylint: disable=protected-access
+      os.path.join(run_dir, 'checkpoints'),
+      lambda: model.pretraining_model(run.config.model, run.config.objective.kind, nnx.Rngs(0)))
+  nnx.update(ours, nnx.State(jax_tree(params)))
+  if kind == 'mlm':
+    assert written == [('masked_lm', 'ElectraForMaskedLM')]
+    with torch.no_grad():
+      theirs = _hf(transformers.ElectraForMaskedLM, os.path.join(out, 'masked_lm'))(**pair)
+    positions = jnp.arange(args[0].shape[1])[None]
+    mine = ours.mlm_logits(*args, positions, deterministic=True)[..., :run.config.model.vocab_size]
+  else:
+    assert np.abs(params['embedding_delta']['embedding']).max() > 0  # Training moved the delta.
+    with torch.no_grad():
+      theirs = _hf(transformers.ElectraForPreTraining, os.path.join(out, 'discriminator'))(**pair)
+    mine = ours.discriminator_logits(*args, deterministic=True)
+  assert np.abs(np.asarray(mine) - theirs.logits.numpy()).max() < 1e-4
+
+  # Fine-tuning takes either workdir with the same command (config) as an RTD one.
+  config = classification.get_config()
+  config.init_checkpoint = run_dir
+  config.train_file, config.eval_file = keyword_task(str(tmp_path), train_rows=64, eval_rows=32)
+  config.max_seq_length = 32
+  config.train.epochs, config.train.eval_batch_size = 1, 32
+  assert set(finetune_train.finetune(config, str(tmp_path / 'ft'))) == {'accuracy', 'f1', 'mcc'}

@@ -37,7 +37,8 @@ def test_a_learnable_task_reaches_high_accuracy_and_writes_results(finetune_conf
   with open(os.path.join(workdir, 'predictions.jsonl'), encoding='utf-8') as f:
     predictions = [json.loads(line) for line in f]
   assert len(predictions) == 128 and [p['index'] for p in predictions] == list(range(128))
-  assert np.mean([p['prediction'] == p['label'] for p in predictions]) == results['accuracy']
+  assert np.mean([p['prediction'] == p['label'] for p in predictions]) == pytest.approx(
+      results['accuracy'])
   with open(os.path.join(workdir, 'seed_0', 'metrics.jsonl'), encoding='utf-8') as f:
     records = [json.loads(line) for line in f]
   assert records[-1] == {'step': 144, 'split': 'eval', **results}  # 12 epochs x 384 rows / 32.

@@ -15,7 +15,7 @@ def _tiny(config):
   return config
 
 
-def test_rtd_step_flops_match_a_hand_count(config):
+def test_step_flops_match_a_hand_count(config):
   config = _tiny(config)
   config.model.vocab_size = 20
   assert rtd.max_predictions(config) == 1  # int(0.155 * 10)
@@ -27,7 +27,7 @@ def test_rtd_step_flops_match_a_hand_count(config):
   # 4 * 2*10*8*8 = 5120, 2 * 2*10*8*16 = 5120, 2 * 2*10*10*8 = 3200; head 2*10*(8*8 + 8) = 1440.
   discriminator = 640 + 2 * (5120 + 5120 + 3200) + 1440
   assert flops.rtd_forward_flops(config) == generator + discriminator == 40688
-  assert flops.rtd_step_flops(config) == 3 * 3 * 40688  # Training = 3 forwards; batch of 3.
+  assert flops.step_flops(config) == 3 * 3 * 40688  # Training = 3 forwards; batch of 3.
 
 
 def _dot_flops(jaxpr) -> int:

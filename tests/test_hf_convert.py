@@ -92,6 +92,49 @@ def test_exported_pretrainer_logits_match_transformers(tmp_path):
   assert np.abs(theirs_disc).max() > 1e-3  # Not trivially equal.
 
 
+def test_a_gdes_discriminator_exports_with_its_delta_folded_in(tmp_path):
+  cfg = _model_config()
+  cfg.embedding_sharing = 'gdes'
+  pretrainer = model.ElectraPretrainer(cfg, nnx.Rngs(params=1))
+  delta = pretrainer.embedding_delta.embedding
+  delta[...] = 0.05 * jax.random.normal(jax.random.key(2), delta.shape)
+  params = model.fold_embedding_delta(nnx.to_pure_dict(nnx.state(pretrainer, nnx.Param)))
+  disc = _load_hf(transformers.ElectraForPreTraining, _save(
+      tmp_path / 'd', convert.hf_config(cfg, 'ElectraForPreTraining'),
+      convert.to_hf(params, convert.DISCRIMINATOR, cfg.vocab_size)))
+  ids, segments, mask = _inputs(cfg.vocab_size)
+  with torch.no_grad():
+    theirs = disc(*_torch(ids), attention_mask=_torch(mask)[0],
+                  token_type_ids=_torch(segments)[0]).logits.numpy()
+  ours = pretrainer.discriminator_logits(jnp.asarray(ids), jnp.asarray(segments),
+                                         jnp.asarray(mask), deterministic=True)
+  assert np.abs(np.asarray(ours) - theirs).max() < TOLERANCE
+  # Without the delta the logits differ: the test sees it.
+  unfolded = convert.to_hf(nnx.to_pure_dict(nnx.state(pretrainer, nnx.Param)),
+                           convert.DISCRIMINATOR, cfg.vocab_size)
+  assert not np.allclose(unfolded['electra.embeddings.word_embeddings.weight'],
+                         disc.state_dict()['electra.embeddings.word_embeddings.weight'].numpy())
+
+
+def test_the_mlm_baseline_exports_as_a_masked_lm_with_our_logits(tmp_path):
+  cfg = _model_config()
+  mlm = model.MaskedLM(cfg, nnx.Rngs(params=1))
+  params = nnx.to_pure_dict(nnx.state(mlm, nnx.Param))
+  hf = _load_hf(transformers.ElectraForMaskedLM, _save(
+      tmp_path / 'm', convert.hf_config(cfg, 'ElectraForMaskedLM'),
+      convert.to_hf(params, convert.MASKED_LM, cfg.vocab_size)))
+  assert hf.config.hidden_size == cfg.hidden_size
+  ids, segments, mask = _inputs(cfg.vocab_size)
+  with torch.no_grad():
+    theirs = hf(*_torch(ids), attention_mask=_torch(mask)[0],
+                token_type_ids=_torch(segments)[0]).logits.numpy()
+  positions = jnp.broadcast_to(jnp.arange(ids.shape[1]), ids.shape)
+  ours = mlm.mlm_logits(jnp.asarray(ids), jnp.asarray(segments), jnp.asarray(mask), positions,
+                        deterministic=True)
+  assert np.abs(np.asarray(ours[..., :cfg.vocab_size]) - theirs).max() < TOLERANCE
+  assert np.abs(theirs).max() > 1e-3
+
+
 @pytest.mark.parametrize('head', ['classification', 'regression', 'tagging'])
 def test_exported_finetuner_logits_match_transformers(tmp_path, head):
   cfg = _model_config()

@@ -93,6 +93,61 @@ def test_untied_embeddings_are_separate(config):
   assert not np.abs(disc_grad['generator_embeddings']['word_embeddings']['embedding']).any()
 
 
+def test_the_untrained_discriminator_predicts_the_replaced_fraction(config):
+  # From p = 0.5, the first updates would drag every weight towards one output for every token.
+  pretrainer = model.ElectraPretrainer(config.model, nnx.Rngs(params=0), replaced_fraction=0.15)
+  batch = _batch(config)
+  logits = pretrainer.discriminator_logits(batch['input_ids'], batch['segment_ids'],
+                                           batch['input_mask'], deterministic=True)
+  np.testing.assert_allclose(jax.nn.sigmoid(logits).mean(), 0.15, atol=0.01)
+  np.testing.assert_allclose(pretrainer.discriminator.discriminator_predictions.dense_prediction
+                             .bias[...], [np.log(0.15 / 0.85)], rtol=1e-6)
+
+
+def test_gdes_trains_the_shared_table_by_the_generator_loss_only(config):
+  config.model.embedding_sharing = 'gdes'
+  graphdef, params = _params_and_graphdef(config)
+  assert not np.abs(params['embedding_delta']['embedding']).any()  # Zero at init.
+  gen_grad, disc_grad = _split_losses(config, params, graphdef, _batch(config))
+  words = lambda grads: grads['embeddings']['word_embeddings']['embedding']
+  assert np.abs(words(gen_grad)).sum() > 0 and not np.abs(words(disc_grad)).any()
+  assert np.abs(disc_grad['embedding_delta']['embedding']).sum() > 0
+  assert not np.abs(gen_grad['embedding_delta']['embedding']).any()
+  # The rest of the embedding block stays shared, as with 'shared'.
+  assert np.abs(disc_grad['embeddings']['position_embeddings']['embedding']).sum() > 0
+
+
+def test_the_folded_gdes_table_is_what_the_discriminator_reads(config):
+  config.model.embedding_sharing = 'gdes'
+  pretrainer = model.ElectraPretrainer(config.model, nnx.Rngs(params=0))
+  delta = jax.random.normal(jax.random.key(1), pretrainer.embedding_delta.embedding.shape)
+  pretrainer.embedding_delta.embedding[...] = delta
+  folded = model.fold_embedding_delta(nnx.to_pure_dict(nnx.state(pretrainer, nnx.Param)))
+  assert 'embedding_delta' not in folded
+  config.model.embedding_sharing = 'shared'
+  shared = model.ElectraPretrainer(config.model, nnx.Rngs(params=0))
+  nnx.update(shared, nnx.State(folded))
+  batch = _batch(config)
+  args = batch['input_ids'], batch['segment_ids'], batch['input_mask']
+  np.testing.assert_allclose(shared.discriminator_logits(*args, deterministic=True),
+                             pretrainer.discriminator_logits(*args, deterministic=True), atol=1e-5)
+
+
+def test_the_mlm_baseline_keeps_its_encoder_where_the_discriminator_s_is(config):
+  mlm = model.pretraining_model(config.model, 'mlm', nnx.Rngs(params=0))
+  paths = _paths(nnx.to_pure_dict(nnx.state(mlm, nnx.Param)))
+  assert 'discriminator.electra.encoder.layer.0.attention.query.kernel' in paths
+  assert 'discriminator.generator_lm_head.bias' in paths
+  assert not any(p.startswith('generator') for p in paths)
+  # The discriminator's sizes, not the generator's.
+  assert mlm.discriminator.electra.encoder.layer[0].attention.query.kernel.shape == (
+      config.model.hidden_size, config.model.hidden_size)
+  batch = _batch(config)
+  logits = mlm.mlm_logits(batch['input_ids'], batch['segment_ids'], batch['input_mask'],
+                          jnp.zeros((4, 3), jnp.int32), deterministic=True)
+  assert logits.shape == (4, 3, model.padded_vocab_size(config.model))
+
+
 def test_padding_does_not_change_real_positions(config):
   graphdef, params = _params_and_graphdef(config)
   pretrainer = nnx.merge(graphdef, params)

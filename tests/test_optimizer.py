@@ -114,3 +114,25 @@ def test_the_optimizer_scales_each_update_by_its_factor(config):
       ref, got = ref[key], got[key]
     np.testing.assert_allclose(got, factor * ref, rtol=1e-6)
     assert np.all(np.asarray(ref) != 0)
+
+
+def test_the_generator_gets_its_own_optimizer_and_rate(config):
+  config.train.warmup_steps = 0
+  config.train.generator_learning_rate = config.train.learning_rate / 10
+  params = {'generator': {'w': {'kernel': jnp.ones((2, 2))}},
+            'discriminator': {'w': {'kernel': jnp.ones((2, 2))}},
+            'embeddings': {'word_embeddings': {'embedding': jnp.ones((3, 2))}}}
+  assert optimizer.generator_labels(params) == {
+      'generator': {'w': {'kernel': 'generator'}}, 'discriminator': {'w': {'kernel': 'rest'}},
+      'embeddings': {'word_embeddings': {'embedding': 'rest'}}}
+  tx, _ = optimizer.create(config.train)
+  # Adam's first step is lr * sign(g) whatever g's size; weight decay adds lr * wd * param.
+  grads = {'generator': {'w': {'kernel': jnp.full((2, 2), 0.01)}},
+           'discriminator': {'w': {'kernel': jnp.full((2, 2), 1.0)}},
+           'embeddings': {'word_embeddings': {'embedding': jnp.zeros((3, 2))}}}
+  updates, _ = tx.update(grads, tx.init(params), params)
+  np.testing.assert_allclose(updates['generator']['w']['kernel'],
+                             -config.train.generator_learning_rate * (1 + config.train.weight_decay),
+                             rtol=1e-3)
+  np.testing.assert_allclose(updates['discriminator']['w']['kernel'],
+                             -config.train.learning_rate * (1 + config.train.weight_decay), rtol=1e-3)

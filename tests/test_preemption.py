@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import ROOT, cli_env, read_metrics, saved_state
 
-STEPS = 1000
+STEPS = 300  # Enough that the run is still going when each signal arrives.
 # log_every does not divide the stop step in general: the unfinished interval must survive too.
 FLAGS = ['--config=tests/small_config.py', f'--config.train.steps={STEPS}',
          '--config.train.log_every=7', '--config.train.checkpoint_every=100',
@@ -49,20 +49,15 @@ def assert_same_run(workdir, reference) -> None:
                saved_state(os.path.join(reference, final)))
 
 
-@pytest.fixture(scope='module')
-def uninterrupted(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp('preemption') / 'uninterrupted'
-  subprocess.run(_command(workdir), cwd=ROOT, env=cli_env(), capture_output=True, timeout=300,
-                 check=True)
-  return workdir
+def _start(workdir) -> subprocess.Popen:
+  return subprocess.Popen(_command(workdir), cwd=ROOT, env=cli_env(), text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
-def test_a_stopped_run_saves_exits_0_and_resumes_bit_exactly(uninterrupted, tmp_path, signum):
-  workdir = tmp_path / 'run'
-  process = subprocess.Popen(_command(workdir), cwd=ROOT, env=cli_env(), text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-  wait_for_step(workdir, 14, process)
+def _stop(workdir, process, signum, after: int) -> tuple[int, str]:
+  """Signals the run once it has logged step `after`; checks how it stopped; returns the step and
+  the run's stderr."""
+  wait_for_step(workdir, after, process)
   process.send_signal(signum)
   out, err = process.communicate(timeout=120)
   assert process.returncode == 0, err[-3000:]
@@ -71,13 +66,27 @@ def test_a_stopped_run_saves_exits_0_and_resumes_bit_exactly(uninterrupted, tmp_
                          r'same command again to resume', out.strip())
   assert stopped, out
   step = int(stopped[1])
-  assert 14 <= step < STEPS
+  assert after <= step < STEPS
   assert stopped[2] == str(workdir / 'checkpoints' / str(step))
   assert os.path.isdir(stopped[2])
   assert read_metrics(workdir)[-1]['step'] <= step
+  return step, err
+
+
+def test_a_stopped_run_saves_exits_0_and_resumes_bit_exactly(tmp_path):
+  """Stopped by SIGTERM, resumed, stopped again by SIGINT, resumed to the end: the same run as an
+  uninterrupted one (one sequence checks both signals and both resumes)."""
+  uninterrupted = tmp_path / 'uninterrupted'
+  subprocess.run(_command(uninterrupted), cwd=ROOT, env=cli_env(), capture_output=True,
+                 timeout=300, check=True)
+
+  workdir = tmp_path / 'run'
+  first, _ = _stop(workdir, _start(workdir), signal.SIGTERM, after=14)
+  second, err = _stop(workdir, _start(workdir), signal.SIGINT, after=first + 14)
+  assert f'at step {first}' in err  # Resumed from the SIGTERM checkpoint.
 
   again = subprocess.run(_command(workdir), cwd=ROOT, env=cli_env(), capture_output=True,
                          text=True, timeout=300, check=False)
   assert again.returncode == 0, again.stderr[-3000:]
-  assert f'at step {step}' in again.stderr
+  assert f'at step {second}' in again.stderr
   assert_same_run(workdir, uninterrupted)

@@ -148,3 +148,80 @@ def test_max_predictions_matches_the_original(config):
     assert rtd.max_predictions(config) == expected
   config.objective.max_predictions = 7
   assert rtd.max_predictions(config) == 7
+
+
+def test_health_metrics_match_a_hand_computation():
+  # Real tokens: logits 1, -2, 0.5 with labels 1, 0, 0 (the fourth is padding).
+  metrics = rtd.disc_metrics(jnp.array([[1.0, -2.0, 0.5, 9.0]]), jnp.array([[1.0, 0.0, 0.0, 1.0]]),
+                             jnp.array([[1, 1, 1, 0]]))
+  np.testing.assert_allclose(metrics['disc_accuracy_replaced'], 1.0, rtol=1e-6)
+  np.testing.assert_allclose(metrics['disc_accuracy_original'], 1 / 2, rtol=1e-6)
+  np.testing.assert_allclose(metrics['disc_auc'], 1.0, rtol=1e-6)  # 1 beats -2 and 0.5.
+
+
+def test_auc_is_exact_with_ties_and_weights():
+  rng = np.random.default_rng(0)
+  scores = rng.normal(size=2000).round(1)  # Many ties.
+  labels = (rng.random(2000) < 0.2).astype(np.float32)
+  weights = (rng.random(2000) < 0.9).astype(np.float32)
+  pos = scores[(labels > 0) & (weights > 0)]
+  neg = scores[(labels == 0) & (weights > 0)]
+  expected = (((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum())
+              / (len(pos) * len(neg)))
+  np.testing.assert_allclose(rtd.auc(scores, labels, weights), expected, rtol=1e-6)
+  assert float(rtd.auc(np.zeros(6), np.array([1, 0, 1, 0, 0, 0]), np.ones(6))) == 0.5  # All tied.
+  assert float(rtd.auc(scores, np.zeros(2000), weights)) == 0.5  # One class only.
+  np.testing.assert_allclose(rtd.auc(-scores, labels, weights), 1 - expected, rtol=1e-5)
+
+
+def test_spread_is_zero_when_every_token_has_one_vector():
+  hidden = jax.random.normal(jax.random.key(0), (4, 16, 32))
+  mask = jnp.ones((4, 16)).at[:, 12:].set(0)
+  assert float(rtd.spread(hidden, mask)) > 0.9
+  same = jnp.broadcast_to(hidden[:1, :1], hidden.shape) + 3.0
+  assert float(rtd.spread(same, mask)) < 1e-3
+  # Padding positions are ignored: changing them changes nothing.
+  np.testing.assert_allclose(rtd.spread(hidden.at[:, 12:].set(100.0), mask),
+                             rtd.spread(hidden, mask), rtol=1e-6)
+
+
+def test_health_warning_names_the_symptom_and_the_knobs():
+  assert rtd.health_warning({'disc_auc': 0.8, 'disc_spread': 0.7}) is None
+  warning = rtd.health_warning({"disc_auc": 0.51, 'disc_spread': 0.7})
+  assert 'disc_auc 0.510' in warning and 'learning_rate' in warning and '\n' not in warning
+  warning = rtd.health_warning({'disc_auc': 0.8, 'disc_spread': 0.1})
+  assert 'disc_spread 0.100' in warning and 'disc_auc' not in warning
+  assert rtd.health_warning({'loss': 3.0}) is None  # The MLM baseline has no discriminator.
+
+
+def test_apply_mask_with_random_tokens_follows_80_10_10():
+  batch = _batch(rows=512)
+  positions, weights = rtd.mask_positions(jax.random.key(0), batch['input_ids'],
+                                          batch['input_mask'], special_ids=(PAD, CLS, SEP),
+                                          mask_prob=0.15, num_slots=10)
+  masked = rtd.apply_mask(jax.random.key(1), batch['input_ids'], positions, weights, mask_id=MASK,
+                          mask_token_fraction=0.8, random_token_fraction=0.1, vocab_size=100)
+  ids, out = np.asarray(batch['input_ids']), np.asarray(masked.input_ids)
+  rows = np.nonzero(np.asarray(weights) > 0)
+  chosen_in, chosen_out = ids[rows[0], np.asarray(positions)[rows]], out[rows[0], np.asarray(positions)[rows]]
+  assert 0.77 < (chosen_out == MASK).mean() < 0.83
+  random_shown = (chosen_out != MASK) & (chosen_out != chosen_in)
+  # A random id equals the original 1 time in 100, so slightly under 10% show a different id.
+  assert 0.08 < random_shown.mean() < 0.115
+  assert (0 <= chosen_out).all() and (chosen_out < 100).all()
+  kept = np.ones_like(ids, bool)
+  kept[rows[0], np.asarray(positions)[rows]] = False
+  assert (out[kept] == ids[kept]).all()
+
+
+def test_the_default_masking_draws_exactly_as_before_random_tokens_existed():
+  batch = _batch()
+  positions, weights = rtd.mask_positions(jax.random.key(0), batch['input_ids'],
+                                          batch['input_mask'], special_ids=(PAD, CLS, SEP),
+                                          mask_prob=0.15, num_slots=10)
+  masked = rtd.apply_mask(jax.random.key(1), batch['input_ids'], positions, weights, mask_id=MASK,
+                          mask_token_fraction=0.85)
+  show = jax.random.uniform(jax.random.key(1), positions.shape) < 0.85
+  targets = jnp.take_along_axis(batch['input_ids'], positions, axis=1)
+  expected = rtd.scatter(batch['input_ids'], positions, weights, jnp.where(show, MASK, targets))
+  np.testing.assert_array_equal(masked.input_ids, expected)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from electra_jax import data, rtd, train
+from electra_jax import data, flops, model, rtd, train
 from electra_jax.errors import UserError
 from tests.conftest import saved_state
 
@@ -138,3 +138,43 @@ def test_a_skipped_nonfinite_step_leaves_the_state_alone_and_is_counted(config, 
                (before['params'], before['opt_state']))
   assert not np.array_equal(after['params']['embeddings']['LayerNorm']['scale'],
                             skipped['params']['embeddings']['LayerNorm']['scale'])
+
+
+def test_records_carry_cumulative_flops_and_the_health_metrics(config, tmp_path):
+  config.train.steps, config.train.log_every, config.train.eval_every = 4, 2, 4
+  config.train.eval_batches = 2
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(config, workdir)
+  records = _records(workdir)
+  per_step = flops.step_flops(config)
+  assert [(r['split'], r['flops']) for r in records] == [
+      ('train', 2 * per_step), ('train', 4 * per_step), ('eval', 4 * per_step)]
+  for record in records:
+    assert {'disc_auc', 'sampled_accuracy', 'disc_accuracy_replaced', 'disc_accuracy_original',
+            'disc_spread'} <= set(record)
+    assert 0 <= record['disc_auc'] <= 1 and 0 <= record['disc_spread'] <= 1
+
+
+def _last_eval(config, workdir):
+  config.train.eval_every = config.train.log_every = config.train.steps
+  config.train.eval_batches = 2
+  train.train_and_evaluate(config, workdir)
+  return [r for r in _records(workdir) if r['split'] == 'eval'][-1]
+
+
+def test_a_discriminator_that_stops_learning_is_warned_about_and_a_learning_one_is_not(
+    config, tmp_path, monkeypatch):
+  config.train.steps, config.train.warmup_steps = 60, 6
+  config.train.learning_rate = 2e-3
+  healthy = _last_eval(config, str(tmp_path / 'healthy'))
+  assert 'warning' not in healthy, healthy
+  assert healthy['disc_auc'] > rtd.MIN_HEALTHY_AUC
+
+  # The defect this check was written for, put back: a discriminator whose output starts at
+  # p = 0.5 collapses at this rate to one vector for every token.
+  pretraining_model = model.pretraining_model
+  monkeypatch.setattr(model, 'pretraining_model', lambda *args, **kwargs: pretraining_model(
+      *args, **{**kwargs, 'replaced_fraction': 0.5}))
+  broken = _last_eval(config, str(tmp_path / 'broken'))
+  assert broken['warning'].startswith('RTD health: '), broken
+  assert 'disc_spread' in broken['warning'] and 'config.train.learning_rate' in broken['warning']

@@ -31,6 +31,13 @@ def test_presets_are_valid_on_eight_devices(preset):
     (lambda c: setattr(c.train, 'remat', 'some'), "remat='some' is unknown; use one of none, "),
     (lambda c: setattr(c.train, 'attention', 'flash'), "attention='flash' is unknown"),
     (lambda c: setattr(c.train, 'attention', 'cudnn'), 'attention=cudnn needs a GPU'),
+    (lambda c: setattr(c.objective, 'kind', 'bert'), "kind='bert' is unknown; use one of rtd, mlm"),
+    (lambda c: setattr(c.objective, 'random_token_fraction', 0.2),
+     'random_token_fraction=0.2 must be in \\[0, 1 - mask_token_fraction\\]'),
+    (lambda c: setattr(c.train, 'generator_learning_rate', -1.0),
+     'generator_learning_rate=-1.0 must not be negative'),
+    (lambda c: (setattr(c.objective, 'kind', 'mlm'), setattr(c, 'init_from_hf', 'hf/x')),
+     'does not start config.objective.kind=mlm'),
 ])
 def test_impossible_configs_are_rejected_with_one_line(config, change, message):
   change(config)

@@ -15,6 +15,7 @@ import random
 import sys
 import sysconfig
 import zlib
+from typing import Callable
 
 from absl import app, flags, logging
 
@@ -22,8 +23,6 @@ from electra_jax import files
 from electra_jax.data import builtin
 from electra_jax.errors import UserError
 
-_OUTPUT = flags.DEFINE_string('output', None, 'Directory for train.csv and dev.csv.')
-_SEED = flags.DEFINE_integer('seed', 0, 'Seeds which function docstrings are picked.')
 
 _MAX_WORDS = 60
 
@@ -41,8 +40,7 @@ def rows(stdlib: str, seed: int) -> dict[str, list[dict]]:
   for path, kind, docstring in builtin.docstrings(stdlib):
     if kind == 'module' or not (text := _first_paragraph(docstring)):
       continue
-    split = 'dev' if zlib.crc32(os.path.relpath(path, stdlib).encode()) % 5 == 0 else 'train'
-    found[split][kind].append(text)
+    found[split_of(path, stdlib)][kind].append(text)
   result = {}
   for split, kinds in found.items():
     if not kinds['class']:
@@ -55,30 +53,49 @@ def rows(stdlib: str, seed: int) -> dict[str, list[dict]]:
   return result
 
 
-def write(output: str, stdlib: str, seed: int) -> dict[str, int]:
+def split_of(path: str, stdlib: str) -> str:
+  """'dev' for one file in five (by a hash of its path), else 'train'."""
+  return 'dev' if zlib.crc32(os.path.relpath(path, stdlib).encode()) % 5 == 0 else 'train'
+
+
+def write_splits(output: str, split_rows: dict[str, list[dict]]) -> dict[str, int]:
+  """Writes each split's rows to output/<split>.csv (columns: the rows' keys); returns the counts."""
   os.makedirs(output, exist_ok=True)
   counts = {}
-  for split, split_rows in rows(stdlib, seed).items():
+  for split, chosen in split_rows.items():
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=['text', 'label'])
+    writer = csv.DictWriter(text, fieldnames=list(chosen[0]))
     writer.writeheader()
-    writer.writerows(split_rows)
+    writer.writerows(chosen)
     files.write_atomically(os.path.join(output, f'{split}.csv'), text.getvalue())
-    counts[split] = len(split_rows)
+    counts[split] = len(chosen)
   return counts
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  try:
-    counts = write(_OUTPUT.value, sysconfig.get_paths()['stdlib'], _SEED.value)
-  except UserError as e:
-    sys.exit(f'error: {e}')
-  logging.info('wrote %s/train.csv (%d rows) and dev.csv (%d rows)', _OUTPUT.value,
-               counts['train'], counts['dev'])
+def write(output: str, stdlib: str, seed: int) -> dict[str, int]:
+  return write_splits(output, rows(stdlib, seed))
+
+
+def run_command(make_rows: Callable[[str, int], dict[str, list[dict]]], seed_help: str) -> None:
+  """The command line of a task module: --output and --seed, then make_rows(stdlib, seed) written
+  by write_splits."""
+  flags.DEFINE_string('output', None, 'Directory for train.csv and dev.csv.')
+  flags.DEFINE_integer('seed', 0, seed_help)
+  flags.mark_flags_as_required(['output'])
+
+  def main(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+    args = flags.FLAGS
+    try:
+      counts = write_splits(args.output, make_rows(sysconfig.get_paths()['stdlib'], args.seed))
+    except UserError as e:
+      sys.exit(f'error: {e}')
+    logging.info('wrote %s/train.csv (%d rows) and dev.csv (%d rows)', args.output,
+                 counts['train'], counts['dev'])
+
+  app.run(main)
 
 
 if __name__ == '__main__':
-  flags.mark_flags_as_required(['output'])
-  app.run(main)
+  run_command(rows, 'Seeds which function docstrings are picked.')

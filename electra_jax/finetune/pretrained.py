@@ -9,7 +9,7 @@ from typing import Callable
 
 import ml_collections
 
-from electra_jax import checkpoint, workdir
+from electra_jax import checkpoint, model, workdir
 from electra_jax.data import tokenizer as tokenizer_lib, wordpiece
 from electra_jax.errors import UserError
 from electra_jax.hf import convert, folder, load
@@ -42,17 +42,22 @@ def open_workdir(path: str) -> Pretrained:
     raise UserError(f'config.init_checkpoint={path} has no tokenizer: it was pre-trained on the '
                     f'{run.config.data.source!r} source, which has no text to fine-tune with; '
                     'pre-train on text (builtin, text:GLOB or tfds:NAME)')
+  gdes = run.config.model.get('embedding_sharing') == 'gdes'
   return Pretrained(run.directory, run.config, run.tokenizer,
-                    lambda abstract: _restore_encoder(run.directory, abstract))
+                    lambda abstract: _restore_encoder(run.directory, abstract, gdes))
 
 
-def _restore_encoder(directory: str, abstract_params: dict) -> dict:
-  part = {'params': {'embeddings': abstract_params['embeddings'],
-                     'discriminator': {'electra': abstract_params['electra']}}}
+def _restore_encoder(directory: str, abstract_params: dict, gdes: bool) -> dict:
+  """The discriminator's embeddings (with a GDES delta folded in) and encoder."""
+  part = {'embeddings': abstract_params['embeddings'],
+          'discriminator': {'electra': abstract_params['electra']}}
+  if gdes:
+    part['embedding_delta'] = {
+        'embedding': abstract_params['embeddings']['word_embeddings']['embedding']}
   checkpoints = checkpoint.Checkpoints(os.path.join(directory, 'checkpoints'),
                                        every=1, keep=1, read_only=True)
   try:
-    params = checkpoints.restore_part(part)['params']
+    params = model.fold_embedding_delta(checkpoints.restore_part({'params': part})['params'])
   finally:
     checkpoints.close()
   return {'embeddings': params['embeddings'], 'electra': params['discriminator']['electra']}

@@ -18,6 +18,10 @@ from electra_jax.errors import UserError
 # (our block, HF prefix) for each exported class.
 DISCRIMINATOR = (('embeddings', 'electra.embeddings'), ('discriminator.electra', 'electra'),
                  ('discriminator.discriminator_predictions', 'discriminator_predictions'))
+# The MLM baseline (model.MaskedLM): the encoder kept where the discriminator's is, with an MLM head.
+MASKED_LM = (('embeddings', 'electra.embeddings'), ('discriminator.electra', 'electra'),
+             ('discriminator.generator_predictions', 'generator_predictions'),
+             ('discriminator.generator_lm_head', 'generator_lm_head'))
 # The generator's embeddings block depends on config.model.embedding_sharing: see generator_blocks.
 _GENERATOR_BODY = (('generator.electra', 'electra'),
                    ('generator.generator_predictions', 'generator_predictions'),

@@ -76,8 +76,15 @@ def pretrainer_params(config: ml_collections.ConfigDict, abstract: dict) -> dict
                     'them and so do we')
   generator = convert.from_hf(gen_tensors, abstract, convert.generator_blocks(config.model),
                               vocab_size=config.model.vocab_size, where=gen_dir)
-  if config.model.embedding_sharing == 'shared':
-    differ = [name for name, value in generator.pop('embeddings').items()
+  if config.model.embedding_sharing in ('shared', 'gdes'):
+    gen_embeddings = generator.pop('embeddings')
+    if config.model.embedding_sharing == 'gdes':
+      # Export folds the delta into the discriminator's table; the generator's is the shared one.
+      disc_words = params['embeddings'].pop('word_embeddings')['embedding']
+      params['embeddings']['word_embeddings'] = gen_embeddings.pop('word_embeddings')
+      params['embedding_delta'] = {
+          'embedding': disc_words - params['embeddings']['word_embeddings']['embedding']}
+    differ = [name for name, value in gen_embeddings.items()
               if not all(np.array_equal(a, b) for a, b in
                          zip(jax.tree.leaves(value), jax.tree.leaves(params['embeddings'][name])))]
     if differ:
