@@ -120,6 +120,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.remat = 'none'
   config.train.scan_layers = False  # lax.scan over layers: compile time stops growing with depth.
   config.train.eval_batches = 20  # Global batches per evaluation (fewer if the split is smaller).
+  # 'START:STOP' (e.g. '10:15'): a jax.profiler trace of steps START to STOP - 1 (counted from 0;
+  # start after the first, which compiles) into workdir/tensorboard, where TensorBoard's profile
+  # plugin opens it, each step annotated; written by process 0. '' = no trace.
+  config.train.profile_steps = ''
 
   # --- mesh: how devices are laid out. data, fsdp and tensor split the devices of one slice (one
   # TPU slice, or one host of a GPU cluster when the dcn_ axes are used); one may be -1 (= all
@@ -132,12 +136,23 @@ def get_config() -> ml_collections.ConfigDict:
   config.mesh.dcn_data = 1  # Slices (or hosts) doing data parallelism; the job must have this many.
   config.mesh.dcn_fsdp = 1
   config.mesh.dcn_tensor = 1
-  # Logical array axes (named in electra_jax/model.py) -> mesh axes. Unlisted axes are replicated.
+  # Logical array axes (named in electra_jax/model.py) -> mesh axes; unlisted (or None) axes are
+  # replicated. One list, in two groups:
   config.mesh.rules = (
-      ('batch', ('data', 'fsdp')),
+      # Weights (and their optimizer state): FSDP splits the embedding dimension of every matrix,
+      # tensor parallelism the heads, the FFN and the vocabulary.
       ('vocab', 'tensor'),
       ('embed', 'fsdp'),
       ('heads', 'tensor'),
       ('mlp', 'tensor'),
+      # Activations: 'batch' (also every input batch's rows) over the data-parallel axes, the
+      # width between blocks whole (FSDP gathers weights, not activations), the attention heads,
+      # FFN and logits split as their weights are.
+      ('batch', ('data', 'fsdp')),
+      ('act_length', None),
+      ('act_embed', None),
+      ('act_heads', 'tensor'),
+      ('act_mlp', 'tensor'),
+      ('act_vocab', 'tensor'),
   )
   return config

@@ -7,6 +7,7 @@ r"""Throughput of a config's RTD training step on this machine's devices, on syn
 config.train.dtype; any other field is set as --config.a.b=v (e.g. --config.train.remat=full). It
 prints the compile time, the median step time over --steps timed steps (after --warmup), tokens/s,
 model FLOPs and MFU (electra_jax/flops.py), and peak device memory. The last line is one JSON object.
+--trace_dir=DIR also traces 3 more steps with jax.profiler (TensorBoard's and a Perfetto trace).
 """
 
 import json
@@ -30,6 +31,8 @@ _SEQ_LEN = flags.DEFINE_integer('seq_len', None, 'Tokens per sequence; default: 
 _DTYPE = flags.DEFINE_enum('dtype', None, ['float32', 'bfloat16'], 'Default: the config\'s.')
 _STEPS = flags.DEFINE_integer('steps', 10, 'Timed steps; the median is reported.')
 _WARMUP = flags.DEFINE_integer('warmup', 2, 'Steps run after compiling and before timing.')
+_TRACE_DIR = flags.DEFINE_string('trace_dir', None, 'Also trace 3 steps after the timed ones with '
+                                 'jax.profiler into this folder, a Perfetto trace beside it.')
 flags.mark_flag_as_required('config')
 
 
@@ -74,8 +77,10 @@ def time_steps(run_step, next_batch, steps: int, warmup: int) -> list[float]:
   return times
 
 
-def measure(config: ml_collections.ConfigDict, steps: int, warmup: int) -> dict:
-  """Compiles and times config's training step; returns the figures the command prints."""
+def measure(config: ml_collections.ConfigDict, steps: int, warmup: int,
+            trace_dir: str | None = None) -> dict:
+  """Compiles and times config's training step, then traces a few more into trace_dir if given;
+  returns the figures the command prints."""
   mesh = sharding.make_mesh(config.mesh)
   training = step.build(step.pretraining_objective(config), *optimizer.create(config.train), mesh,
                         config.mesh.rules)
@@ -98,6 +103,10 @@ def measure(config: ml_collections.ConfigDict, steps: int, warmup: int) -> dict:
     jax.block_until_ready((state, metrics))
 
   times = time_steps(run_step, lambda: placement.place(next(source)), steps, warmup)
+  if trace_dir:
+    # Outside the timing: the profiler's own overhead must not count in the figures.
+    with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+      time_steps(run_step, lambda: placement.place(next(source)), 3, 0)
   step_time = float(np.median(times))
   memory, memory_source = _peak_memory(compiled)
   flops_per_step = flops.step_flops(config)
@@ -141,7 +150,7 @@ def main(argv):
   try:
     config = bench_config()
     print(describe(config), flush=True)
-    result = measure(config, _STEPS.value, _WARMUP.value)
+    result = measure(config, _STEPS.value, _WARMUP.value, _TRACE_DIR.value)
   except UserError as e:
     sys.exit(f'error: {e}')
   report(result)

@@ -17,6 +17,11 @@ from electra_jax import sharding
 from electra_jax.errors import UserError
 
 
+def has_checkpoint(directory: str) -> bool:
+  """Whether `directory` holds a complete checkpoint; looks without creating or cleaning anything."""
+  return bool(ocp.utils.checkpoint_steps(directory))
+
+
 class Checkpoints:
 
   def __init__(self, directory: str, *, every: int, keep: int, read_only: bool = False):

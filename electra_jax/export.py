@@ -120,13 +120,19 @@ def export(workdir_path: str, output: str, seed: int | None = None) -> list[tupl
   if os.path.exists(output):
     raise UserError(f'--output={output} already exists; give a new directory')
   os.makedirs(os.path.dirname(output), exist_ok=True)
+  # Everything is written under another name, and OUT appears by one rename once complete: an export
+  # killed midway leaves only OUT.partial<pid>, and never replaces an OUT that appeared meanwhile.
   partial = f'{output}.partial{os.getpid()}'
   try:
     if 'task' in run.config:
       written = _finetuned(run, partial, seed)
     else:
       written = _pretrained(run, partial)
-    os.rename(partial, output)
+    try:
+      os.rename(partial, output)
+    except OSError as e:
+      raise UserError(f'--output={output} appeared while exporting ({e.strerror}); give a new '
+                      'directory') from e
   finally:
     shutil.rmtree(partial, ignore_errors=True)
   return written

@@ -6,8 +6,10 @@ Parameter paths follow Hugging Face's ELECTRA layout one to one, so that export 
 LayerNorm `scale` is HF `weight`; `embedding` tables are HF `weight`. With embedding_sharing='shared' the
 top-level `embeddings` block is the `electra.embeddings` of both exported models.
 
-Every parameter carries logical axis names ('vocab', 'embed', 'heads', 'mlp'); config.mesh.rules maps them
-to mesh axes (electra_jax/sharding.py).
+Every parameter carries logical axis names ('vocab', 'embed', 'heads', 'mlp'), and the activations
+between blocks are constrained to theirs ('batch', 'act_length', 'act_embed', 'act_heads', 'act_mlp',
+'act_vocab'); config.mesh.rules maps both to mesh axes (electra_jax/sharding.py), so that FSDP and
+tensor-parallel layouts are ours, not XLA's guesses. The constraints never change a value.
 
 How the model computes (`Compute`: activation dtype, attention kernel, rematerialisation, scan over
 layers) never changes its parameters: they are float32 and stored per layer whatever the options, so
@@ -22,6 +24,8 @@ from flax import nnx
 import ml_collections
 import numpy as np
 
+from electra_jax.sharding import constrain
+
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 ATTENTION = ('auto', 'xla', 'cudnn')
 # Rematerialisation policies: what the backward pass keeps of each layer's forward pass.
@@ -31,6 +35,11 @@ REMAT = {
     'full': jax.checkpoint_policies.nothing_saveable,  # Keep only each layer's input.
 }
 VOCAB_MULTIPLE = 128  # Rows of the embedding table are padded to this: full MXU/tensor-core tiles.
+# Logical axes of the activations: [batch, length, hidden] between blocks, the attention's
+# [batch, length, heads, head_dim] and the FFN's [batch, length, intermediate].
+HIDDEN = ('batch', 'act_length', 'act_embed')
+PER_HEAD = ('batch', 'act_length', 'act_heads', None)
+FFN = ('batch', 'act_length', 'act_mlp')
 
 
 class Compute(NamedTuple):
@@ -80,6 +89,13 @@ def _embed(cfg, rows: int, dim: int, axes: tuple, rngs: nnx.Rngs) -> nnx.Embed:
   return nnx.Embed(rows, dim, embedding_init=nnx.with_partitioning(init, axes), rngs=rngs)
 
 
+def lookup(table: jax.Array, ids: jax.Array, rows_axis: str | None = None) -> jax.Array:
+  """The rows `ids` of `table`, read with FSDP's split of its width gathered first, as every FSDP
+  weight is: the gradient is then a sum over the batch's shards (a reduce-scatter), where reading a
+  split table makes XLA regather the batch-sharded gradient whole."""
+  return jnp.take(constrain(table, rows_axis, None), ids, axis=0)
+
+
 def gelu(x):
   # Exact (erf) GELU, as Hugging Face's ELECTRA uses; the tanh approximation would break export parity.
   # Written with erf, as torch does: jax.nn.gelu's erfc form makes XLA:CPU's backward pass ~2x slower.
@@ -103,11 +119,12 @@ class Embeddings(nnx.Module):
     """`word_delta` (GDES): the token vectors become stop_gradient(shared table) + this table's rows,
     so the caller's loss trains the delta and not the shared table."""
     positions = jnp.arange(input_ids.shape[1])[None, :]
-    words = self.word_embeddings(input_ids)
+    words = lookup(self.word_embeddings.embedding[...], input_ids, 'vocab')
     if word_delta is not None:
-      words = jax.lax.stop_gradient(words) + jnp.take(word_delta, input_ids, axis=0)
-    x = words + self.position_embeddings(positions) + self.token_type_embeddings(segment_ids)
-    return self.dropout(self.LayerNorm(x), deterministic=deterministic, rngs=rngs)
+      words = jax.lax.stop_gradient(words) + lookup(word_delta, input_ids, 'vocab')
+    x = (words + lookup(self.position_embeddings.embedding[...], positions)
+         + lookup(self.token_type_embeddings.embedding[...], segment_ids))
+    return constrain(self.dropout(self.LayerNorm(x), deterministic=deterministic, rngs=rngs), *HIDDEN)
 
 
 class ResidualOutput(nnx.Module):
@@ -120,7 +137,7 @@ class ResidualOutput(nnx.Module):
 
   def __call__(self, x, residual, *, deterministic, rngs):
     x = self.dropout(self.dense(x), deterministic=deterministic, rngs=rngs)
-    return self.LayerNorm(x + residual)
+    return constrain(self.LayerNorm(x + residual), *HIDDEN)
 
 
 def attention(query, key, value, input_mask, *, implementation: str, dropout_rate: float = 0.0,
@@ -160,12 +177,13 @@ class Attention(nnx.Module):
 
   def __call__(self, x, input_mask, *, deterministic, rngs):
     batch, length, hidden = x.shape
-    split = lambda t: t.reshape(batch, length, self.num_heads, hidden // self.num_heads)
+    split = lambda t: constrain(t.reshape(batch, length, self.num_heads, hidden // self.num_heads),
+                                *PER_HEAD)
     context = attention(
         split(self.query(x)), split(self.key(x)), split(self.value(x)), input_mask,
         implementation=self.implementation, dropout_rate=self.dropout_rate,
         dropout_rng=None if deterministic else rngs.dropout())
-    return self.output(context.reshape(batch, length, hidden), x,
+    return self.output(constrain(context, *PER_HEAD).reshape(batch, length, hidden), x,
                        deterministic=deterministic, rngs=rngs)
 
 
@@ -176,7 +194,7 @@ class Intermediate(nnx.Module):
     self.dense = dense(cfg, hidden, ffn, ('embed', 'mlp'), rngs, compute.dtype)
 
   def __call__(self, x):
-    return gelu(self.dense(x))
+    return constrain(gelu(self.dense(x)), *FFN)
 
 
 class Layer(nnx.Module):
@@ -314,7 +332,7 @@ class Generator(nnx.Module):
     logits = jnp.einsum('bpe,ve->bpv', x, word_embeddings.astype(x.dtype),
                         preferred_element_type=jnp.float32) + self.generator_lm_head.bias
     real = jnp.arange(logits.shape[-1]) < self.vocab_size
-    return jnp.where(real, logits, -jnp.inf)
+    return constrain(jnp.where(real, logits, -jnp.inf), 'batch', None, 'act_vocab')
 
 
 class Discriminator(nnx.Module):

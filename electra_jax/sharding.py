@@ -1,9 +1,12 @@
 """Device mesh and shardings from the config.
 
-The mesh has axes (data, fsdp, tensor). Parameters name their dimensions with logical axes (model.py);
-config.mesh.rules maps those to mesh axes, so a layout change is a config change, not a code change.
+The mesh has axes (data, fsdp, tensor). Parameters and activations name their dimensions with logical
+axes (model.py); config.mesh.rules maps those to mesh axes, so a layout change is a config change, not
+a code change.
 """
 
+import contextlib
+import contextvars
 import math
 
 import jax
@@ -103,6 +106,33 @@ def param_partition_specs(abstract_variables, rules) -> dict:
 
   specs = jax.tree.map(spec, abstract_variables, is_leaf=lambda x: isinstance(x, nnx.Variable))
   return nnx.to_pure_dict(specs)
+
+
+# (mesh, rules as a dict) while a step is traced for a mesh; None elsewhere.
+_ACTIVATION_LAYOUT = contextvars.ContextVar('activation_layout', default=None)
+
+
+@contextlib.contextmanager
+def activation_layout(mesh: Mesh, rules):
+  """Within it, `constrain` places activations on `mesh` as `rules` say (step.build traces the
+  steps inside one)."""
+  token = _ACTIVATION_LAYOUT.set((mesh, dict(rules)))
+  try:
+    yield
+  finally:
+    _ACTIVATION_LAYOUT.reset(token)
+
+
+def constrain(x: jax.Array, *logical: str | None) -> jax.Array:
+  """x, whose dimensions have the logical axes `logical`, constrained to their mesh axes, so that
+  XLA keeps the layout we chose between layers instead of guessing one (and rematerialising whole
+  arrays to switch between guesses). Without an activation_layout (one device, no mesh) x itself."""
+  layout = _ACTIVATION_LAYOUT.get()
+  if layout is None:
+    return x
+  mesh, rules = layout
+  return jax.lax.with_sharding_constraint(
+      x, NamedSharding(mesh, P(*(rules.get(name) for name in logical))))
 
 
 def check_divisible(abstract_params: dict, specs: dict, mesh: Mesh) -> None:

@@ -139,15 +139,22 @@ def build(objective: Objective, tx: optax.GradientTransformation, schedule: opta
   def eval_step(params, batch, rng):
     return objective.evaluate(nnx.merge(graphdef, params), batch, rng)
 
+  def with_layout(fn):
+    """fn, traced with the model's activation constraints on `mesh` (sharding.constrain)."""
+    def traced(*args):
+      with sharding.activation_layout(mesh, rules):
+        return fn(*args)
+    return traced
+
   # A single sharding is a prefix of any batch dict: every array, whatever its keys and rank, is
   # split by rows, so one build serves every task's batch layout.
   train_step = jax.jit(
-      make_train_step(graphdef, tx, schedule, objective.loss),
+      with_layout(make_train_step(graphdef, tx, schedule, objective.loss)),
       in_shardings=(state_shardings, batch_sharding, replicated),
       out_shardings=(state_shardings, replicated),
       donate_argnums=0)
   eval_step = jax.jit(
-      eval_step, in_shardings=(param_shardings, batch_sharding, replicated),
+      with_layout(eval_step), in_shardings=(param_shardings, batch_sharding, replicated),
       out_shardings=replicated)
   abstract_state = jax.tree.map(
       lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_shardings)

@@ -1,5 +1,6 @@
 """The pre-training loop, top to bottom: validate, build, restore or init, step, log, checkpoint."""
 
+import contextlib
 import os
 import time
 from typing import Any, Callable
@@ -34,30 +35,36 @@ def _log_setup(config, mesh, training: step.Training) -> None:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.TrainState:
   """Trains until config.train.steps, resuming from the newest checkpoint in workdir if there is one.
 
-  Raises preemption.Stopped when SIGTERM/SIGINT stopped it early (a checkpoint was written)."""
+  Raises UserError when another run holds the workdir or this config does not fit the run in it
+  (nothing in it is written then), and preemption.Stopped when SIGTERM/SIGINT stopped it early (a
+  checkpoint was written)."""
   if config.init_from_hf:
     config = hf_load.pretraining_config(config)
   validation.validate(config, jax.device_count(), jax.process_count())
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise UserError(f'--workdir={workdir} exists and is not a directory')
-  os.makedirs(workdir, exist_ok=True)
+  workdir_lib.make(workdir)
+  with workdir_lib.lock(workdir):
+    return _train(config, workdir)
 
+
+def _train(config: ml_collections.ConfigDict, workdir: str) -> step.TrainState:
   mesh = sharding.make_mesh(config.mesh)
   placement = data.Placement(sharding.batch_sharding(mesh, config.mesh.rules),
                              config.train.batch_size)
   inputs = data.prepare(config, placement.rows)
   config = inputs.config  # Special token ids now come from the tokenizer: check them again.
   validation.validate(config, jax.device_count(), jax.process_count())
-  workdir_lib.record(workdir, config, inputs.tokenizer)  # For fine-tuning and export.
+  checkpoint_dir = os.path.join(workdir, 'checkpoints')
+  if checkpoint.has_checkpoint(checkpoint_dir):  # Without one there is nothing to resume.
+    workdir_lib.check_fits(workdir, workdir_lib.CONFIG_FILE, config,
+                           workdir_lib.PRETRAINING_RESUMABLE)
   training = step.build(step.pretraining_objective(config), *optimizer.create(config.train), mesh,
                         config.mesh.rules)
   _log_setup(config, mesh, training)
-  checkpoints = checkpoint.Checkpoints(os.path.join(workdir, 'checkpoints'),
-                                       every=config.train.checkpoint_every,
+  checkpoints = checkpoint.Checkpoints(checkpoint_dir, every=config.train.checkpoint_every,
                                        keep=config.train.keep_checkpoints)
   init_rng, step_rng, eval_rng = jax.random.split(jax.random.key(config.train.seed), 3)
 
-  restored = checkpoints.restore_latest(training.abstract_state)
+  restored = checkpoints.restore_latest(training.abstract_state)  # Checks the arrays' shapes.
   loop_state = None
   if restored is None:
     state = training.init(init_rng)
@@ -66,6 +73,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
   else:
     state, loop_state = restored
     logging.info('resumed from %s at step %d', checkpoints.directory, int(state.step))
+  workdir_lib.record(workdir, config, inputs.tokenizer)  # For fine-tuning and export.
 
   total = config.train.steps
   first = int(state.step)
@@ -102,7 +110,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
     state = run_steps(training, state, inputs.train, placement, step_rng, total=total, log=log,
                       checkpoints=checkpoints, nonfinite=config.train.nonfinite,
                       loop_state=loop_state, evaluate=evaluate,
-                      eval_every=config.train.eval_every if inputs.eval else 0)
+                      eval_every=config.train.eval_every if inputs.eval else 0,
+                      profiler=StepProfiler(config.train.profile_steps,
+                                            os.path.join(workdir, 'tensorboard')))
   finally:
     checkpoints.close()
     writer.close()
@@ -110,14 +120,44 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
   return state
 
 
+class StepProfiler:
+  """A jax.profiler trace of the steps in config.train.profile_steps, written by process 0 into
+  `directory` (TensorBoard's profile plugin reads its plugins/profile/); every step is annotated, so
+  that the trace viewer and the overview page show step boundaries."""
+
+  def __init__(self, profile_steps: str = '', directory: str = ''):
+    window = validation.profile_window(profile_steps)
+    self._start, self._stop = window if window and jax.process_index() == 0 else (-1, -1)
+    self._directory = directory
+    self._tracing = False
+
+  def step(self, index: int):
+    """The annotation to dispatch step `index` (state.step before it) in; starts the trace."""
+    if index == self._start:
+      jax.profiler.start_trace(self._directory)
+      self._tracing = True
+    return jax.profiler.StepTraceAnnotation('train', step_num=index)
+
+  def stepped(self, index: int, outputs) -> None:
+    """After step `index` was dispatched: at the window's end, waits for it, then ends the trace."""
+    if self._tracing and index + 1 == self._stop:
+      jax.block_until_ready(outputs)  # The trace holds the last step's device time too.
+      self.close()
+
+  def close(self) -> None:
+    if self._tracing:
+      jax.profiler.stop_trace()
+      self._tracing = False
+
+
 def run_steps(training: step.Training, state: step.TrainState, batches, placement: data.Placement,
               rng: jax.Array, *, total: int, log: TrainLog, checkpoints: checkpoint.Checkpoints,
               nonfinite: str, loop_state: dict | None = None,
               evaluate: Callable[[int, Any], None] | None = None,
-              eval_every: int = 0) -> step.TrainState:
+              eval_every: int = 0, profiler: StepProfiler = StepProfiler()) -> step.TrainState:
   """Steps from state.step to `total`, checkpointing as due and always at the end; with eval_every,
-  calls evaluate(step, params) every eval_every steps and after the last. `loop_state` is what a
-  restored checkpoint holds besides the train state.
+  calls evaluate(step, params) every eval_every steps and after the last; `profiler` traces its
+  window of steps. `loop_state` is what a restored checkpoint holds besides the train state.
 
   Raises preemption.Stopped after checkpointing when SIGTERM/SIGINT asks to stop, and UserError at a
   non-finite step when `nonfinite` is 'stop'.
@@ -149,9 +189,11 @@ def run_steps(training: step.Training, state: step.TrainState, batches, placemen
   # and at most two steps are in flight. Before a checkpoint or an evaluation the newest step is
   # read first, so that nothing non-finite is ever saved as a good checkpoint.
   pending = None
-  with preemption.StopRequests() as stops:
+  with preemption.StopRequests() as stops, contextlib.closing(profiler):
     for step_index in range(int(state.step), total):
-      state, metrics = training.train_step(state, placement.place(next(batches)), rng)
+      with profiler.step(step_index):  # Host input included: the profile's step time is it all.
+        state, metrics = training.train_step(state, placement.place(next(batches)), rng)
+      profiler.stepped(step_index, metrics)
       if pending is not None:
         check_and_record(*pending)
       done = step_index + 1

@@ -81,6 +81,17 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, process_count:
   validate_training(config, ('batch_size',), num_devices, process_count)
 
 
+def profile_window(text: str) -> tuple[int, int] | None:
+  """config.train.profile_steps 'START:STOP' as (START, STOP); None for ''."""
+  if not text:
+    return None
+  start, _, stop = text.partition(':')
+  if not (start.isdigit() and stop.isdigit() and int(start) < int(stop)):
+    raise UserError(f'config.train.profile_steps={text!r} must be START:STOP with 0 <= START < STOP '
+                    "(e.g. '10:15'), or '' for no profile")
+  return int(start), int(stop)
+
+
 def validate_training(config: ml_collections.ConfigDict, batch_names: tuple[str, ...],
                       num_devices: int, process_count: int) -> None:
   """What pre-training and fine-tuning share: the non-finite policy, how the step computes, usable
@@ -91,6 +102,7 @@ def validate_training(config: ml_collections.ConfigDict, batch_names: tuple[str,
                         ('attention', model.ATTENTION), ('remat', model.REMAT)):
     _require(train[name] in allowed, f'config.train.{name}={train[name]!r} is unknown; use one of '
              f'{", ".join(allowed)}')
+  profile_window(train.profile_steps)
   if train.attention == 'cudnn':
     _require(jax.default_backend() == 'gpu' and train.dtype == 'bfloat16',
              'config.train.attention=cudnn needs a GPU and config.train.dtype=bfloat16; use auto')

@@ -126,16 +126,22 @@ def plain_sentencepiece_model(prefix: str) -> str:
   return prefix + '.model'
 
 
-@pytest.fixture(scope='session')
-def pretrained_run(tmp_path_factory) -> str:
-  """The workdir of a short pre-training run on a generated text corpus (shared by the fine-tuning
-  tests): checkpoints/, config.json and tokenizer.model."""
-  from electra_jax import train  # pylint: disable=g-import-not-at-top
-  root = tmp_path_factory.mktemp('pretrained')
+def pretraining_config(root):
+  """The config of the pretrained_run fixture: its corpus and data cache are under `root`."""
   c = small_config()
-  c.data.source = 'text:' + write_corpus(str(root / 'corpus'), documents=80)
-  c.data.data_dir = str(root / 'data')
+  c.data.source = 'text:' + os.path.join(root, 'corpus', '*.txt')
+  c.data.data_dir = os.path.join(root, 'data')
   c.data.eval_fraction = 0.0
   c.train.steps, c.train.learning_rate, c.train.checkpoint_every = 6, 5e-4, 3
-  train.train_and_evaluate(c, str(root / 'run'))
+  return c
+
+
+@pytest.fixture(scope='session')
+def pretrained_run(tmp_path_factory) -> str:
+  """The workdir (root/run) of a short pre-training run on a generated text corpus (shared by the
+  fine-tuning tests): checkpoints/, config.json and tokenizer.model."""
+  from electra_jax import train  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp('pretrained')
+  write_corpus(str(root / 'corpus'), documents=80)
+  train.train_and_evaluate(pretraining_config(str(root)), str(root / 'run'))
   return str(root / 'run')

@@ -74,3 +74,15 @@ def test_a_corpus_too_small_to_hold_out_is_an_error(tmp_path):
     dataset.build(str(tmp_path / 'data'), plan)
   assert not os.path.exists(os.path.join(dataset.directory(str(tmp_path / 'data'), plan),
                                          'dataset_info.json'))
+
+
+def test_what_a_killed_build_left_is_removed_and_never_taken_for_the_dataset(tmp_path):
+  plan = _plan(tmp_path)
+  path = dataset.directory(str(tmp_path / 'data'), plan)
+  left = os.path.join(os.path.dirname(path), 'incomplete.X1Y2Z3_1.0.0')  # As TFDS names it.
+  os.makedirs(left)
+  with open(os.path.join(left, 'dataset_info.json'), 'w', encoding='utf-8') as f:
+    f.write('{}')
+  assert dataset.build(str(tmp_path / 'data'), plan) == path
+  assert os.listdir(os.path.dirname(path)) == ['1.0.0']
+  assert len(_rows(path, 'train')) > 100

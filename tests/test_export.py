@@ -92,6 +92,20 @@ def test_a_failed_export_leaves_nothing(tmp_path, pretrained_run):
   assert sorted(os.listdir(tmp_path)) == ['run']
 
 
+def test_an_export_that_dies_midway_leaves_no_output(tmp_path, pretrained_run, monkeypatch):
+  write = export.folder.write
+
+  def write_then_die(folder_path, *args):
+    write(folder_path, *args)
+    if folder_path.endswith('generator'):
+      raise KeyboardInterrupt  # After both folders, before OUT appears.
+
+  monkeypatch.setattr(export.folder, 'write', write_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    export.export(pretrained_run, str(tmp_path / 'out'))
+  assert os.listdir(tmp_path) == []
+
+
 def _tensors(directory):
   return safetensors.numpy.load_file(os.path.join(directory, 'model.safetensors'))
 

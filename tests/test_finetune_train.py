@@ -9,6 +9,7 @@ import pytest
 
 from configs.finetune import classification, qa as qa_config, tagging as tagging_config
 from electra_jax import checkpoint, optimizer, sharding, step
+from electra_jax import workdir as workdir_lib
 from electra_jax.errors import UserError
 from electra_jax.finetune import pretrained, train
 from tests.conftest import _WORDS, keyword_task
@@ -64,9 +65,25 @@ def test_seeds_report_the_median_and_a_rerun_reuses_finished_seeds(finetune_conf
   monkeypatch.setattr(train.train, 'run_steps', lambda *a, **k: pytest.fail('trained again'))
   assert train.finetune(finetune_config, workdir) == median
 
+  recorded = {name: open(os.path.join(workdir, name), 'rb').read()
+              for name in ('config.json', 'finetune_config.json')}
   finetune_config.train.learning_rate = 1e-5
-  with pytest.raises(UserError, match='holds a fine-tuning run with another config.*train'):
+  with pytest.raises(UserError, match=r'another config \(train.learning_rate: 0.0 there, 1e-05 '
+                     r'here\); use another --workdir'):
     train.finetune(finetune_config, workdir)
+  assert recorded == {name: open(os.path.join(workdir, name), 'rb').read() for name in recorded}
+
+
+def test_a_seed_that_another_run_holds_is_refused_before_anything_is_written(finetune_config,
+                                                                             tmp_path):
+  finetune_config.seeds = '0,1'
+  workdir = tmp_path / 'run'
+  (workdir / 'seed_1').mkdir(parents=True)
+  with workdir_lib.lock(str(workdir / 'seed_1')):
+    with pytest.raises(UserError, match=f'^{workdir}/seed_1 is in use by another run: host '):
+      train.finetune(finetune_config, str(workdir))
+  assert sorted(os.listdir(workdir)) == ['seed_0', 'seed_1']
+  assert not os.path.exists(workdir / 'seed_0' / workdir_lib.LOCK_FILE)  # Released again.
 
 
 def test_from_scratch_never_reads_the_pretrained_weights(finetune_config, tmp_path, monkeypatch):

@@ -1,9 +1,11 @@
 import jax
-from jax.sharding import PartitionSpec as P
+from jax.sharding import NamedSharding, PartitionSpec as P
 from flax import nnx
+import numpy as np
 import pytest
 
 from electra_jax import model, optimizer, sharding, step
+from electra_jax.data.synthetic import SyntheticSource
 from electra_jax.errors import UserError
 
 
@@ -87,3 +89,46 @@ def test_replication_report_matches_the_bytes_on_a_device(config, mesh_shape):
     assert replicated == 1 and per_device == total
   else:
     assert replicated < 0.05 and per_device < total / 3
+
+
+def test_activation_constraints_apply_only_inside_an_activation_layout(config):
+  config.mesh.data, config.mesh.tensor = 2, 4
+  mesh = sharding.make_mesh(config.mesh)
+  x = jax.numpy.zeros((8, 4, 16))
+  assert sharding.constrain(x, 'batch', None, 'act_mlp') is x  # One device, fine-tuning, tests.
+  with sharding.activation_layout(mesh, config.mesh.rules):
+    y = jax.jit(lambda x: sharding.constrain(x, 'batch', None, 'act_mlp'))(x)
+  assert y.sharding.is_equivalent_to(NamedSharding(mesh, P(('data', 'fsdp'), None, 'tensor')), 3)
+
+
+def _base_sized_layers(config):
+  """One layer of Base's sizes, short rows, the MLM objective (embeddings, encoder, vocabulary
+  logits; no second encoder to compile): a train step that compiles in seconds."""
+  config.model.update(embedding_size=768, hidden_size=768, num_heads=12, intermediate_size=3072)
+  config.objective.kind = 'mlm'
+  config.data.max_seq_length, config.train.batch_size = 16, 8
+  return config
+
+
+def _one_step(config, mesh):
+  training = step.build(step.pretraining_objective(config), *optimizer.create(config.train), mesh,
+                        config.mesh.rules)
+  state = training.init(jax.random.key(0))
+  source = SyntheticSource(vocab_size=config.model.vocab_size, max_seq_length=16,
+                           global_batch_size=8, seed=0, pad_id=0, cls_id=2, sep_id=3)
+  batch = jax.device_put(next(source), training.batch_sharding)
+  return jax.device_get(training.train_step(state, batch, jax.random.key(1)))
+
+
+def test_base_sized_layers_split_without_involuntary_rematerialisation(config, capfd):
+  config = _base_sized_layers(config)
+  expected_state, expected_metrics = _one_step(config, sharding.make_mesh(config.mesh,
+                                                                          jax.devices()[:1]))
+  for mesh_shape in [(2, 4, 1), (2, 1, 4)]:
+    config.mesh.data, config.mesh.fsdp, config.mesh.tensor = mesh_shape
+    state, metrics = _one_step(config, sharding.make_mesh(config.mesh))
+    # XLA's SPMD partitioner logs it (C++, to the stderr file descriptor) while compiling.
+    assert 'Involuntary full rematerialization' not in capfd.readouterr().err, mesh_shape
+    np.testing.assert_allclose(metrics['loss'], expected_metrics['loss'], rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+                 state.params, expected_state.params)

@@ -1,15 +1,18 @@
+import glob
 import json
 import os
 import shutil
+import socket
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from electra_jax import data, flops, model, rtd, train
+from electra_jax import checkpoint, data, export, flops, model, rtd, train
+from electra_jax import workdir as workdir_lib
 from electra_jax.errors import UserError
-from tests.conftest import saved_state
+from tests.conftest import pretraining_config, saved_state
 
 
 def _records(workdir):
@@ -61,6 +64,17 @@ def test_training_writes_metrics_tensorboard_and_a_final_checkpoint(config, tmp_
   # Running again at the end does no more steps.
   again = train.train_and_evaluate(config, workdir)
   assert int(again.step) == 5 and [r['step'] for r in _records(workdir)] == [2, 4, 5]
+
+
+def test_profile_steps_write_a_trace_that_tensorboard_opens(config, tmp_path):
+  # The previous test's config but for the profile: its compiled step comes from the cache.
+  config.train.steps, config.train.checkpoint_every, config.train.log_every = 5, 100, 2
+  config.train.profile_steps = '2:4'
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(config, workdir)
+  # The profile plugin's layout: <logdir>/plugins/profile/<run>/<host>.xplane.pb.
+  traces = glob.glob(os.path.join(workdir, 'tensorboard', 'plugins', 'profile', '*', '*.xplane.pb'))
+  assert len(traces) == 1 and os.path.getsize(traces[0]) > 0
 
 
 def test_evaluation_is_logged_with_fixed_batches(config, tmp_path):
@@ -178,3 +192,70 @@ def test_a_discriminator_that_stops_learning_is_warned_about_and_a_learning_one_
   broken = _last_eval(config, str(tmp_path / 'broken'))
   assert broken['warning'].startswith('RTD health: '), broken
   assert 'disc_spread' in broken['warning'] and 'config.train.learning_rate' in broken['warning']
+
+
+def _copy(pretrained_run, tmp_path) -> str:
+  """A workdir to rerun: pretrained_run's, copied, so that a failing check cannot spoil it."""
+  shutil.copytree(pretrained_run, tmp_path / 'run')
+  return str(tmp_path / 'run')
+
+
+def _contents(workdir) -> dict[str, bytes]:
+  return {name: open(os.path.join(workdir, name), 'rb').read()
+          for name in ('config.json', 'metrics.jsonl', 'tokenizer.model')}
+
+
+def test_a_rerun_with_other_model_sizes_changes_nothing_and_the_run_still_exports(pretrained_run,
+                                                                                 tmp_path):
+  workdir = _copy(pretrained_run, tmp_path)
+  before = _contents(workdir)
+  config = pretraining_config(os.path.dirname(pretrained_run))
+  config.model.hidden_size, config.model.intermediate_size = 32, 64
+  with pytest.raises(UserError, match=(
+      rf'^--workdir={workdir} holds a run with another config \(model.hidden_size: 64 there, 32 '
+      r'here; model.intermediate_size: 128 there, 64 here\); use another --workdir')):
+    train.train_and_evaluate(config, workdir)
+  assert _contents(workdir) == before
+  assert not os.path.exists(os.path.join(workdir, workdir_lib.LOCK_FILE))
+  assert [name for name, _ in export.export(workdir, str(tmp_path / 'hf'))] == ['discriminator',
+                                                                               'generator']
+
+
+def test_a_resume_with_another_batch_size_is_refused_and_one_with_more_steps_goes_on(
+    pretrained_run, tmp_path):
+  workdir = _copy(pretrained_run, tmp_path)
+  before = _contents(workdir)
+  config = pretraining_config(os.path.dirname(pretrained_run))
+  config.train.batch_size = 32
+  with pytest.raises(UserError, match=r'\(train.batch_size: 16 there, 32 here\)'):
+    train.train_and_evaluate(config, workdir)
+  assert _contents(workdir) == before
+
+  config = pretraining_config(os.path.dirname(pretrained_run))
+  config.train.steps, config.train.log_every, config.train.learning_rate = 7, 7, 1e-4
+  assert int(train.train_and_evaluate(config, workdir).step) == 7
+  with open(os.path.join(workdir, 'config.json'), encoding='utf-8') as f:
+    assert json.load(f)['train']['steps'] == 7
+  assert [r['step'] for r in _records(workdir)] == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_a_second_run_on_a_held_workdir_is_refused_while_the_first_finishes_intact(
+    config, tmp_path, monkeypatch):
+  config.train.steps, config.train.checkpoint_every = 4, 2
+  workdir = str(tmp_path / 'run')
+  refusals = []
+  save = checkpoint.Checkpoints.save
+
+  def save_and_start_another_run(self, *args, **kwargs):
+    save(self, *args, **kwargs)
+    with pytest.raises(UserError) as refused:
+      train.train_and_evaluate(config, workdir)
+    refusals.append(str(refused.value))
+
+  monkeypatch.setattr(checkpoint.Checkpoints, 'save', save_and_start_another_run)
+  assert int(train.train_and_evaluate(config, workdir).step) == 4
+  assert len(refusals) == 2 and refusals[0].startswith(
+      f'{workdir} is in use by another run: host {socket.gethostname()}, pid {os.getpid()}, since ')
+  assert [r['step'] for r in _records(workdir)] == [1, 2, 3, 4]
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2', '4']
+  assert not os.path.exists(os.path.join(workdir, workdir_lib.LOCK_FILE))

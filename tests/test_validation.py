@@ -31,6 +31,8 @@ def test_presets_are_valid_on_eight_devices(preset):
     (lambda c: setattr(c.train, 'remat', 'some'), "remat='some' is unknown; use one of none, "),
     (lambda c: setattr(c.train, 'attention', 'flash'), "attention='flash' is unknown"),
     (lambda c: setattr(c.train, 'attention', 'cudnn'), 'attention=cudnn needs a GPU'),
+    (lambda c: setattr(c.train, 'profile_steps', '15:10'), "profile_steps='15:10' must be START:STOP"),
+    (lambda c: setattr(c.train, 'profile_steps', '10'), "profile_steps='10' must be START:STOP"),
     (lambda c: setattr(c.objective, 'kind', 'bert'), "kind='bert' is unknown; use one of rtd, mlm"),
     (lambda c: setattr(c.objective, 'random_token_fraction', 0.2),
      'random_token_fraction=0.2 must be in \\[0, 1 - mask_token_fraction\\]'),

@@ -66,6 +66,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.attention = 'auto'
   config.train.remat = 'none'
   config.train.scan_layers = False
+  config.train.profile_steps = ''  # 'START:STOP': trace those steps (configs/common.py).
 
   # Each seed fine-tunes from the same checkpoint with its own head init, dropout and data order; the
   # results are reported per seed and as the median, as the paper does. E.g. --config.seeds=0,1,2,3,4

@@ -2,7 +2,8 @@
 
 The cache key covers the corpus fingerprint, the tokenizer, the sequence length and the build settings,
 so a change to any of them builds a new dataset next to the old one instead of mixing the two. TFDS
-writes into a temporary directory and renames it when complete: a killed build never looks finished.
+writes into a temporary directory and renames it when complete: a killed build never looks finished,
+and the next build of that dataset removes what it left. One process builds a dataset at a time.
 Reading needs no TensorFlow (array_record + numpy decoding).
 """
 
@@ -13,11 +14,13 @@ import io
 import json
 import multiprocessing
 import os
+import shutil
 import time
 from typing import Iterator
 
 from absl import logging
 from array_record.python import array_record_module
+import filelock
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -164,12 +167,53 @@ def directory(data_dir: str, plan: BuildPlan) -> str:
   return os.path.join(root, NAME, VERSION)
 
 
+def _built(path: str) -> bool:
+  # TFDS renames the finished build to `path`, dataset_info.json written: never a partial one.
+  return os.path.exists(os.path.join(path, 'dataset_info.json'))
+
+
 def build(data_dir: str, plan: BuildPlan) -> str:
-  """The directory of the dataset `plan` describes, building it first if it is not cached."""
+  """The directory of the dataset `plan` describes, building it first if it is not cached. One
+  process builds it at a time (others wait, then reuse it); what a killed build left is removed."""
   path = directory(data_dir, plan)
-  if os.path.exists(os.path.join(path, 'dataset_info.json')):
-    logging.info('reusing the built dataset %s', path)
-    return path
+  if not _built(path):
+    with _one_builder(os.path.dirname(os.path.dirname(path))):
+      if not _built(path):  # Another process may have built it while this one waited.
+        _remove_killed_builds(os.path.dirname(path))
+        _build(path, plan)
+        return path
+  logging.info('reusing the built dataset %s', path)
+  return path
+
+
+@contextlib.contextmanager
+def _one_builder(root: str):
+  os.makedirs(root, exist_ok=True)
+  builders = filelock.FileLock(os.path.join(root, 'build.lock'))
+  try:
+    builders.acquire(timeout=0)
+  except filelock.Timeout:
+    logging.info('waiting for another process that builds the dataset in %s', root)
+    builders.acquire()
+  try:
+    yield
+  finally:
+    builders.release()
+
+
+def _remove_killed_builds(builder_dir: str) -> None:
+  """TFDS builds into `incomplete.<random>_<version>` and renames it when done: under the build lock,
+  any such directory is what a killed build left (a dataset's worth of disk, perhaps)."""
+  if not os.path.isdir(builder_dir):
+    return
+  for name in os.listdir(builder_dir):
+    if name.startswith(tfds.core.constants.INCOMPLETE_PREFIX):
+      logging.warning('removing %s, left by a build that was killed',
+                      os.path.join(builder_dir, name))
+      shutil.rmtree(os.path.join(builder_dir, name))
+
+
+def _build(path: str, plan: BuildPlan) -> None:
   logging.info('building the %s dataset (sequence length %d) into %s', plan.corpus.name,
                plan.max_length, path)
   start = time.perf_counter()
@@ -186,7 +230,6 @@ def build(data_dir: str, plan: BuildPlan) -> str:
   logging.info('built %d train and %d validation examples from %.1f MB of text in %.1fs '
                '(%.2f MB/s)', stats['train'], stats['validation'], stats['text_bytes'] / 1e6,
                seconds, stats['text_bytes'] / 1e6 / seconds)
-  return path
 
 
 def open_split(path: str, split: str):

@@ -5,6 +5,7 @@ It runs on pre-training's machinery: `step.build` compiles the model and loss fo
 `train.run_steps` steps, logs and checkpoints, so a fine-tuning run resumes like a pre-training one.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -60,24 +61,33 @@ def _validate(config: ml_collections.ConfigDict, model_config: ml_collections.Co
                                jax.process_count())
 
 
-def _claim_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
-  """Records the config in workdir. Once a seed has started, a rerun resumes only with the same
-  config (seeds may change); before that, the attempt failed early and the new config replaces it."""
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise UserError(f'--workdir={workdir} exists and is not a directory')
-  os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, CONFIG_FILE)
-  current = {k: v for k, v in json.loads(config.to_json()).items() if k != 'seeds'}
-  started = any(name.startswith('seed_') for name in os.listdir(workdir))
-  if started and os.path.exists(path):
-    with open(path, encoding='utf-8') as f:
-      earlier = json.load(f)
-    changed = sorted(k for k in current.keys() | earlier.keys() if current.get(k) != earlier.get(k))
-    if changed:
-      raise UserError(f'--workdir={workdir} holds a fine-tuning run with another config (it differs '
-                      f'in {", ".join(changed)}); use a new --workdir')
-  elif jax.process_index() == 0:
-    files.write_atomically(path, json.dumps(current, indent=2))
+def _started(workdir: str) -> bool:
+  """Whether a seed has saved progress; before that, an attempt failed early and left nothing that a
+  new config could not replace."""
+  return any(name.startswith('seed_') and (
+      checkpoint.has_checkpoint(os.path.join(workdir, name, 'checkpoints'))
+      or os.path.exists(os.path.join(workdir, name, RESULTS_FILE))) for name in os.listdir(workdir))
+
+
+def _claim_workdir(workdir: str, config: ml_collections.ConfigDict, source: pretrained.Pretrained,
+                   task: tasks.TaskData) -> None:
+  """Records the config (CONFIG_FILE) and, for export, the model and task (config.json) in workdir.
+  Once a seed has saved progress, a rerun must match both, but for the fields that may change (the
+  seeds, say); otherwise it writes nothing."""
+  current = json.loads(config.to_json())
+  model_and_task = ml_collections.ConfigDict({
+      'model': source.config.model, 'data': source.config.data,
+      'task': {'name': task.name, 'head': task.head, 'num_outputs': task.num_outputs,
+               'labels': task.labels, 'main_metric': task.main_metric,
+               'classifier_head': config.classifier_head}})
+  if _started(workdir):
+    workdir_lib.check_fits(workdir, CONFIG_FILE, current, workdir_lib.FINETUNING_RESUMABLE)
+    # The pre-training run's sections, less what it may change on resume (where its data cache is).
+    workdir_lib.check_fits(workdir, workdir_lib.CONFIG_FILE, model_and_task,
+                           workdir_lib.PRETRAINING_RESUMABLE)
+  if jax.process_index() == 0:
+    files.write_atomically(os.path.join(workdir, CONFIG_FILE), json.dumps(current, indent=2))
+  workdir_lib.record(workdir, model_and_task, source.tokenizer)
 
 
 def _load_task(config, tokenizer) -> tasks.TaskData:
@@ -103,16 +113,6 @@ def _resolve_train(config, task: tasks.TaskData, model_config) -> ml_collections
                t.epochs, t.steps, t.batch_size, t.warmup_steps, t.learning_rate,
                t.layerwise_lr_decay, ' (original off-by-one)' if t.original_layer_decay else '')
   return t
-
-
-def _record(workdir: str, config, source: pretrained.Pretrained, task: tasks.TaskData) -> None:
-  """config.json and the tokenizer beside the seeds, so that export needs only this workdir."""
-  record = ml_collections.ConfigDict({
-      'model': source.config.model, 'data': source.config.data,
-      'task': {'name': task.name, 'head': task.head, 'num_outputs': task.num_outputs,
-               'labels': task.labels, 'main_metric': task.main_metric,
-               'classifier_head': config.classifier_head}})
-  workdir_lib.record(workdir, record, source.tokenizer)
 
 
 def _objective(config, model_config, task: tasks.TaskData) -> step.Objective:
@@ -167,7 +167,6 @@ def _run_seed(seed: int, config, train_config, task: tasks.TaskData, training: s
     logging.info('seed %d: finished earlier (%s)', seed, results_path)
     with open(results_path, encoding='utf-8') as f:
       return json.load(f)
-  os.makedirs(seed_dir, exist_ok=True)
   rows = task.train
   placement = data.Placement(training.batch_sharding, train_config.batch_size)
   batches = pipeline.TrainBatches(
@@ -195,7 +194,9 @@ def _run_seed(seed: int, config, train_config, task: tasks.TaskData, training: s
   try:
     state = train.run_steps(training, state, batches, placement, step_rng,
                             total=train_config.steps, log=log, checkpoints=checkpoints,
-                            nonfinite=train_config.nonfinite, loop_state=loop_state)
+                            nonfinite=train_config.nonfinite, loop_state=loop_state,
+                            profiler=train.StepProfiler(train_config.profile_steps,
+                                                        os.path.join(seed_dir, 'tensorboard')))
   finally:
     checkpoints.close()
   results, predictions = task.score(_predict(training, state.params, task.eval,
@@ -210,14 +211,28 @@ def _run_seed(seed: int, config, train_config, task: tasks.TaskData, training: s
 
 def finetune(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   """Fine-tunes every seed of config.seeds into workdir/seed_<n>/ and returns the median metrics,
-  also written to workdir/results.json with the median seed's predictions beside it."""
+  also written to workdir/results.json with the median seed's predictions beside it.
+
+  Raises UserError when another run holds one of the seeds, or this config does not fit the run in
+  workdir (nothing in it is written then)."""
   seeds = _seeds(config)
   source = pretrained.open_source(config)
+  _validate(config, source.config.model)
+  workdir_lib.make(workdir)
+  # Each seed is locked on its own, so that jobs with other seeds may share the workdir.
+  with contextlib.ExitStack() as held:
+    for seed in seeds:
+      seed_dir = os.path.join(workdir, f'seed_{seed}')
+      os.makedirs(seed_dir, exist_ok=True)
+      held.enter_context(workdir_lib.lock(seed_dir))
+    return _finetune(config, workdir, seeds, source)
+
+
+def _finetune(config: ml_collections.ConfigDict, workdir: str, seeds: list[int],
+              source: pretrained.Pretrained) -> dict[str, float]:
   model_config = source.config.model
-  _validate(config, model_config)
-  _claim_workdir(workdir, config)
   task = _load_task(config, source.tokenizer)
-  _record(workdir, config, source, task)
+  _claim_workdir(workdir, config, source, task)
   train_config = _resolve_train(config, task, model_config)
   mesh = sharding.make_mesh(config.mesh)
   lr_factor = optimizer.layerwise_decay(model_config.num_layers, train_config.layerwise_lr_decay,
