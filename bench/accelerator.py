@@ -149,6 +149,15 @@ def _last_line(text: str) -> str:
   return lines[-1][:300] if lines else ''
 
 
+def _failure(result: subprocess.CompletedProcess | None, why: str) -> dict | None:
+  """The status and error of an item that timed out or failed; None if it ran to the end."""
+  if result is None:
+    return {'status': 'timeout', 'error': _last_line(why)}
+  if result.returncode != 0:
+    return {'status': 'failed', 'error': _last_line(result.stderr)}
+  return None
+
+
 def _out_of_memory(result: subprocess.CompletedProcess | None) -> bool:
   return result is not None and ('RESOURCE_EXHAUSTED' in result.stderr
                                  or 'out of memory' in result.stderr.lower())
@@ -185,10 +194,8 @@ def run_bench(mode: Mode, bench: Bench, kernel: str, env: dict, clock: Clock, re
     record.update(remat=remat, seconds=round(time.monotonic() - started, 1))
     if not _out_of_memory(result):
       break
-  if result is None:
-    return {**record, 'status': 'timeout', 'error': _last_line(why)}
-  if result.returncode != 0:
-    return {**record, 'status': 'failed', 'error': _last_line(result.stderr)}
+  if (failure := _failure(result, why)) is not None:
+    return {**record, **failure}
   lines = result.stdout.strip().splitlines()
   return {**record, 'status': 'ok', 'setup': lines[0], **json.loads(lines[-1])}
 
@@ -231,10 +238,8 @@ def run_training(mode: Mode, env: dict, clock: Clock, recorder: Recorder, scratc
                      {**env, 'ELECTRA_JAX_DATA_DIR': os.path.join(scratch, 'data')}, timeout_s)
   recorder.log(record['name'], result, why)
   record['seconds'] = round(time.monotonic() - started, 1)
-  if result is None:
-    return {**record, 'status': 'timeout', 'error': _last_line(why)}
-  if result.returncode != 0:
-    return {**record, 'status': 'failed', 'error': _last_line(result.stderr)}
+  if (failure := _failure(result, why)) is not None:
+    return {**record, **failure}
   return {**record, **check_training(os.path.join(workdir, 'metrics.jsonl'))}
 
 

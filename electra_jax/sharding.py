@@ -93,6 +93,12 @@ def batch_sharding(mesh: Mesh, rules) -> NamedSharding:
   return NamedSharding(mesh, P(batch_axes(rules)))
 
 
+def logical_spec(logical, to_mesh: dict) -> P:
+  """The mesh PartitionSpec of dimensions named by the logical axes `logical`; names without a rule
+  are replicated."""
+  return P(*(to_mesh.get(name) for name in logical))
+
+
 def param_partition_specs(abstract_variables, rules) -> dict:
   """Pure dict of mesh PartitionSpecs for an nnx state whose variables carry logical axis names.
 
@@ -101,8 +107,8 @@ def param_partition_specs(abstract_variables, rules) -> dict:
   to_mesh = dict(rules)
 
   def spec(variable):
-    logical = variable.get_metadata().get('out_sharding') or (None,) * variable.ndim
-    return P(*(to_mesh.get(name) for name in logical))
+    return logical_spec(variable.get_metadata().get('out_sharding') or (None,) * variable.ndim,
+                        to_mesh)
 
   specs = jax.tree.map(spec, abstract_variables, is_leaf=lambda x: isinstance(x, nnx.Variable))
   return nnx.to_pure_dict(specs)
@@ -130,9 +136,8 @@ def constrain(x: jax.Array, *logical: str | None) -> jax.Array:
   layout = _ACTIVATION_LAYOUT.get()
   if layout is None:
     return x
-  mesh, rules = layout
-  return jax.lax.with_sharding_constraint(
-      x, NamedSharding(mesh, P(*(rules.get(name) for name in logical))))
+  mesh, to_mesh = layout
+  return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, logical_spec(logical, to_mesh)))
 
 
 def check_divisible(abstract_params: dict, specs: dict, mesh: Mesh) -> None:

@@ -154,7 +154,7 @@ def run_steps(training: step.Training, state: step.TrainState, batches, placemen
               rng: jax.Array, *, total: int, log: TrainLog, checkpoints: checkpoint.Checkpoints,
               nonfinite: str, loop_state: dict | None = None,
               evaluate: Callable[[int, Any], None] | None = None,
-              eval_every: int = 0, profiler: StepProfiler = StepProfiler()) -> step.TrainState:
+              eval_every: int = 0, profiler: StepProfiler | None = None) -> step.TrainState:
   """Steps from state.step to `total`, checkpointing as due and always at the end; with eval_every,
   calls evaluate(step, params) every eval_every steps and after the last; `profiler` traces its
   window of steps. `loop_state` is what a restored checkpoint holds besides the train state.
@@ -189,6 +189,7 @@ def run_steps(training: step.Training, state: step.TrainState, batches, placemen
   # and at most two steps are in flight. Before a checkpoint or an evaluation the newest step is
   # read first, so that nothing non-finite is ever saved as a good checkpoint.
   pending = None
+  profiler = profiler or StepProfiler()
   with preemption.StopRequests() as stops, contextlib.closing(profiler):
     for step_index in range(int(state.step), total):
       with profiler.step(step_index):  # Host input included: the profile's step time is it all.

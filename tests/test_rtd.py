@@ -15,6 +15,12 @@ def _batch(rows=64, length=64, seed=0):
   return {k: jnp.asarray(v) for k, v in next(source).items()}
 
 
+def _chosen(batch):
+  """15% of each row's real tokens chosen by key 0, up to 10 slots: (positions, weights)."""
+  return rtd.mask_positions(jax.random.key(0), batch['input_ids'], batch['input_mask'],
+                            special_ids=(PAD, CLS, SEP), mask_prob=0.15, num_slots=10)
+
+
 @pytest.mark.parametrize('mask_prob,num_slots', [(0.15, 10), (0.5, 8), (0.15, 64)])
 def test_mask_positions_count_candidates_and_distinctness(mask_prob, num_slots):
   batch = _batch()
@@ -50,9 +56,7 @@ def test_mask_positions_cover_candidates_uniformly():
 
 def test_apply_mask_shows_mask_at_the_configured_rate_and_touches_nothing_else():
   batch = _batch(rows=256)
-  positions, weights = rtd.mask_positions(jax.random.key(0), batch['input_ids'],
-                                          batch['input_mask'], special_ids=(PAD, CLS, SEP),
-                                          mask_prob=0.15, num_slots=10)
+  positions, weights = _chosen(batch)
   masked = rtd.apply_mask(jax.random.key(1), batch['input_ids'], positions, weights, mask_id=MASK,
                           mask_token_fraction=0.85)
   ids, out = np.asarray(batch['input_ids']), np.asarray(masked.input_ids)
@@ -196,9 +200,7 @@ def test_health_warning_names_the_symptom_and_the_knobs():
 
 def test_apply_mask_with_random_tokens_follows_80_10_10():
   batch = _batch(rows=512)
-  positions, weights = rtd.mask_positions(jax.random.key(0), batch['input_ids'],
-                                          batch['input_mask'], special_ids=(PAD, CLS, SEP),
-                                          mask_prob=0.15, num_slots=10)
+  positions, weights = _chosen(batch)
   masked = rtd.apply_mask(jax.random.key(1), batch['input_ids'], positions, weights, mask_id=MASK,
                           mask_token_fraction=0.8, random_token_fraction=0.1, vocab_size=100)
   ids, out = np.asarray(batch['input_ids']), np.asarray(masked.input_ids)
@@ -216,9 +218,7 @@ def test_apply_mask_with_random_tokens_follows_80_10_10():
 
 def test_the_default_masking_draws_exactly_as_before_random_tokens_existed():
   batch = _batch()
-  positions, weights = rtd.mask_positions(jax.random.key(0), batch['input_ids'],
-                                          batch['input_mask'], special_ids=(PAD, CLS, SEP),
-                                          mask_prob=0.15, num_slots=10)
+  positions, weights = _chosen(batch)
   masked = rtd.apply_mask(jax.random.key(1), batch['input_ids'], positions, weights, mask_id=MASK,
                           mask_token_fraction=0.85)
   show = jax.random.uniform(jax.random.key(1), positions.shape) < 0.85
