@@ -1,5 +1,6 @@
 r"""Everything a lent GPU should measure, in one command: step benchmarks of the presets, a 200-step
-bfloat16 training run of the quick start, and a profile of Base. Run through bench/accelerator.sh:
+bfloat16 training run of the quick start, a profile of Base, and Base with the other random-bit
+implementations. Run through bench/accelerator.sh:
 
   bash bench/accelerator.sh --prepare       # here: wheels/ for the GPU machine, and its command
   bash bench/accelerator.sh                 # there: results under $OUT
@@ -45,6 +46,7 @@ DEVICE_COMMAND = (
     f'--no-cache-dir --target /tmp/site {WHEELS}/*.whl && export PYTHONPATH=/tmp/site && '
     'bash bench/accelerator.sh')
 COMMAND_LIMIT = 2000
+DEFAULT_PRNG = 'threefry2x32'
 CARRY_LIMIT = 64 * 2**20
 
 # The presets' dimensions shrunk for --smoke; the rest of each preset stays.
@@ -77,6 +79,8 @@ class Mode:
   item_timeout_s: float
   deadline_s: float
   train_steps: int
+  # jax_default_prng_impl values timed against the default (threefry2x32) on Base s128 with dropout.
+  prng_impls: tuple[str, ...]
 
   def sizes(self, bench: Bench) -> tuple[int, int]:
     """Batch size and length."""
@@ -89,13 +93,13 @@ class Mode:
 
 def gpu_mode(deadline_s: float) -> Mode:
   return Mode(smoke=False, benches=BENCHES, steps=10, warmup=2, item_timeout_s=240,
-              deadline_s=deadline_s, train_steps=200)
+              deadline_s=deadline_s, train_steps=200, prng_impls=('rbg', 'unsafe_rbg'))
 
 
 def smoke_mode(deadline_s: float) -> Mode:
   # One preset's pair of kernels covers the benchmark path; each more costs a compile on a CPU.
   return Mode(smoke=True, benches=BENCHES[:1], steps=2, warmup=1, item_timeout_s=180,
-              deadline_s=deadline_s, train_steps=8)
+              deadline_s=deadline_s, train_steps=8, prng_impls=('rbg',))
 
 
 class Recorder:
@@ -178,19 +182,20 @@ def bench_args(mode: Mode, bench: Bench, kernel: str, remat: str,
 
 
 def run_bench(mode: Mode, bench: Bench, kernel: str, env: dict, clock: Clock, recorder: Recorder,
-              scratch: str, trace: bool = False) -> dict:
+              scratch: str, trace: bool = False, prng: str = DEFAULT_PRNG) -> dict:
   """One benchmark, again with remat=matmuls if it ran out of device memory."""
   trace_dir = os.path.join(scratch, 'trace') if trace else None
   batch_size, seq_len = mode.sizes(bench)
   record = {'kind': 'profile' if trace else 'bench', 'name': bench.name, 'attention': kernel,
-            'batch_size': batch_size, 'seq_len': seq_len}
+            'batch_size': batch_size, 'seq_len': seq_len, 'prng': prng}
+  env = {**env, 'JAX_DEFAULT_PRNG_IMPL': prng}
   for remat in ('none', 'matmuls'):
     timeout_s = clock.limit(mode.item_timeout_s)
     if timeout_s <= 0:
       return {**record, 'remat': remat, 'status': 'skipped', 'error': 'overall deadline reached'}
     started = time.monotonic()
     result, why = _run(bench_args(mode, bench, kernel, remat, trace_dir), env, timeout_s)
-    recorder.log(f'{bench.name} {kernel} remat={remat}', result, why)
+    recorder.log(f'{bench.name} {kernel} remat={remat} {prng}', result, why)
     record.update(remat=remat, seconds=round(time.monotonic() - started, 1))
     if not _out_of_memory(result):
       break
@@ -281,12 +286,13 @@ def run_profile(mode: Mode, env: dict, clock: Clock, recorder: Recorder, scratch
 
 def plan(mode: Mode):
   """Items in the order of their importance: Base s128, then Small, then Base s512, training,
-  the profile, then the rest."""
+  the profile, then the rest, and last the other random-bit implementations."""
   items = [functools.partial(run_bench, mode, bench, kernel)
            for bench in mode.benches for kernel in ('xla', 'cudnn')]
   items.insert(min(6, len(items)), functools.partial(run_training, mode))
   items.insert(min(7, len(items)), functools.partial(run_profile, mode))
-  return items
+  return items + [functools.partial(run_bench, mode, mode.benches[0], 'xla', prng=impl)
+                  for impl in mode.prng_impls]
 
 
 def _cell(value, form: str, unit: str = '') -> str:
@@ -294,15 +300,16 @@ def _cell(value, form: str, unit: str = '') -> str:
 
 
 def markdown(records: list[dict]) -> str:
-  rows = ['| benchmark (bf16) | batch x length | attention | remat | status | median step | '
-          'tokens/s | MFU | compile | peak memory |', '|---|---|---|---|---|---|---|---|---|---|']
+  rows = ['| benchmark (bf16) | batch x length | attention | remat | random bits | status | '
+          'median step | tokens/s | MFU | compile | peak memory |',
+          '|---|---|---|---|---|---|---|---|---|---|---|']
   for r in records:
     if r['kind'] != 'bench':
       continue
     mfu, memory = r.get('mfu'), r.get('peak_memory_bytes')
     rows.append(
         f'| {r["name"]} | {r["batch_size"]} x {r["seq_len"]} | {r["attention"]} | {r["remat"]} | '
-        f'{r["status"]} | {_cell(r.get("step_time_s"), ".4f", " s")} | '
+        f'{r["prng"]} | {r["status"]} | {_cell(r.get("step_time_s"), ".4f", " s")} | '
         f'{_cell(r.get("tokens_per_sec"), ",.0f")} | '
         f'{"n/a" if mfu is None else format(100 * mfu, ".1f") + "%"} | '
         f'{_cell(r.get("compile_s"), ".1f", " s")} | '

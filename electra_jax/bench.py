@@ -20,7 +20,7 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
-from electra_jax import cli, data, flops, optimizer, sharding, step, validation
+from electra_jax import cli, data, flops, optimizer, sharding, step, train, validation
 from electra_jax.data.synthetic import SyntheticSource
 from electra_jax.errors import UserError
 
@@ -105,8 +105,13 @@ def measure(config: ml_collections.ConfigDict, steps: int, warmup: int,
   times = time_steps(run_step, lambda: placement.place(next(source)), steps, warmup)
   if trace_dir:
     # Outside the timing: the profiler's own overhead must not count in the figures.
-    with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
-      time_steps(run_step, lambda: placement.place(next(source)), 3, 0)
+    first = int(state.step)
+    profiler = train.StepProfiler(f'{first}:{first + 3}', trace_dir, perfetto=True)
+    for index in range(first, first + 3):
+      batch = placement.place(next(source))
+      with profiler.step(index):
+        run_step(batch)
+      profiler.stepped(index, state)
   step_time = float(np.median(times))
   memory, memory_source = _peak_memory(compiled)
   flops_per_step = flops.step_flops(config)

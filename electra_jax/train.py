@@ -123,18 +123,20 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> step.TrainState:
 class StepProfiler:
   """A jax.profiler trace of the steps in config.train.profile_steps, written by process 0 into
   `directory` (TensorBoard's profile plugin reads its plugins/profile/); every step is annotated, so
-  that the trace viewer and the overview page show step boundaries."""
+  that the trace viewer and the overview page show step boundaries. `perfetto` also writes the
+  trace as perfetto_trace.json.gz, for ui.perfetto.dev and scripts."""
 
-  def __init__(self, profile_steps: str = '', directory: str = ''):
+  def __init__(self, profile_steps: str = '', directory: str = '', perfetto: bool = False):
     window = validation.profile_window(profile_steps)
     self._start, self._stop = window if window and jax.process_index() == 0 else (-1, -1)
     self._directory = directory
+    self._perfetto = perfetto
     self._tracing = False
 
   def step(self, index: int):
     """The annotation to dispatch step `index` (state.step before it) in; starts the trace."""
     if index == self._start:
-      jax.profiler.start_trace(self._directory)
+      jax.profiler.start_trace(self._directory, create_perfetto_trace=self._perfetto)
       self._tracing = True
     return jax.profiler.StepTraceAnnotation('train', step_num=index)
 

@@ -111,7 +111,11 @@ def validate_training(config: ml_collections.ConfigDict, batch_names: tuple[str,
              for axis in sharding.axis_tuple(axes) if axis not in shape}
   _require(not unknown, f'config.mesh.rules name unknown mesh axes {sorted(unknown)}; the mesh axes '
            f'are {", ".join(sharding.MESH_AXES)}')
-  _require('batch' in dict(config.mesh.rules), "config.mesh.rules must map the logical axis 'batch'")
+  # A weight axis without a rule is replicated, as meant; an activation axis without one would be
+  # constrained to replicated, which undoes the layout (rules written before the act_* axes).
+  missing = [name for name in model.ACTIVATION_AXES if name not in dict(config.mesh.rules)]
+  _require(not missing, f'config.mesh.rules has no rule for the activation axes {", ".join(missing)}; '
+           'add them (None keeps a dimension whole), as configs/common.py does')
   data_parallel = math.prod(shape[axis] for axis in sharding.batch_axes(config.mesh.rules))
   for name in batch_names:
     size = config.train[name]

@@ -17,14 +17,16 @@ def test_smoke_runs_every_kind_of_item_and_writes_the_tables(tmp_path):
   with open(output / 'results.json', encoding='utf-8') as f:
     records = json.load(f)['results']
   assert [(r['kind'], r.get('attention')) for r in records] == [
-      ('bench', 'xla'), ('bench', 'cudnn'), ('train', None), ('profile', 'cudnn')]
+      ('bench', 'xla'), ('bench', 'cudnn'), ('train', None), ('profile', 'cudnn'), ('bench', 'xla')]
+  assert [r['prng'] for r in records if r['kind'] == 'bench'] == ['threefry2x32'] * 2 + ['rbg']
   assert all(r['status'] == 'ok' for r in records), records
   assert records[0]['setup'].startswith('2 x cpu; batch 8 x 16; bfloat16; hidden 64 x 1 layers')
   assert records[2]['loss_fell'] and records[2]['skipped_updates'] == 0
   with open(output / 'results.jsonl', encoding='utf-8') as f:
     assert [json.loads(line) for line in f] == records  # Written as they came, the same records.
   table = (output / 'results.md').read_text(encoding='utf-8')
-  assert '| Base s128 | 8 x 16 | cudnn | none | ok |' in table and table in result.stdout
+  assert '| Base s128 | 8 x 16 | cudnn | none | threefry2x32 | ok |' in table
+  assert '| Base s128 | 8 x 16 | xla | none | rbg | ok |' in table and table in result.stdout
   assert 'Training (tiny.py, 8 steps, bfloat16): ok; loss' in table
   assert '| track | op | total ms |' in (output / 'profile.txt').read_text(encoding='utf-8')
 

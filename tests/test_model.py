@@ -240,3 +240,13 @@ def test_bfloat16_keeps_float32_parameters_and_outputs_and_stays_close(config):
     # bfloat16 keeps 8 bits of mantissa: logits of order 1 differ by a few 1e-2 at most.
     np.testing.assert_allclose(bf16[..., :100], f32[..., :100], atol=0.1)
     assert not np.array_equal(bf16, f32)
+
+
+@pytest.mark.parametrize('shape', [(64, 128, 256), (64, 128, 255)])  # 16-bit halves; odd: bernoulli.
+def test_dropout_keeps_one_minus_rate_of_the_elements_and_the_expectation(shape):
+  x = jnp.ones(shape)
+  y = model.dropout(x, 0.1, jax.random.key(0))
+  assert abs(float((y == 0).mean()) - 0.1) < 0.002  # 2M elements: the standard error is 0.0002.
+  assert abs(float(y.mean()) - 1) < 0.003
+  assert np.unique(np.asarray(y)).tolist() == [0, np.float32(1 / 0.9)]
+  assert model.dropout(x, 0.1, None) is x

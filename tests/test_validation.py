@@ -22,6 +22,8 @@ def test_presets_are_valid_on_eight_devices(preset):
     (lambda c: setattr(c.train, 'warmup_steps', -1), 'warmup_steps=-1'),
     (lambda c: setattr(c.train, 'steps', 0), 'steps=0 must be positive'),
     (lambda c: setattr(c.mesh, 'rules', (('batch', 'dp'),)), "unknown mesh axes \\['dp'\\]"),
+    (lambda c: setattr(c.mesh, 'rules', tuple(r for r in c.mesh.rules if r[0][:4] != 'act_')),
+     'no rule for the activation axes act_length, act_embed, act_heads, act_mlp, act_vocab; add them'),
     (lambda c: setattr(c.model, 'generator_hidden_size', 200), 'generator width 200'),
     (lambda c: setattr(c.data, 'source', 'web:corpus'), "source='web:corpus' is unknown"),
     (lambda c: setattr(c.data, 'eval_fraction', 1.0), 'eval_fraction=1.0 must be in'),

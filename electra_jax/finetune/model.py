@@ -23,11 +23,11 @@ class ClassificationHead(nnx.Module):
   def __init__(self, cfg, num_outputs: int, rngs: nnx.Rngs):
     self.dense = model.dense(cfg, cfg.hidden_size, cfg.hidden_size, ('embed', 'heads'), rngs)
     self.out_proj = model.dense(cfg, cfg.hidden_size, num_outputs, ('heads', None), rngs)
-    self.dropout = nnx.Dropout(cfg.dropout_rate)
+    self.dropout_rate = cfg.dropout_rate
 
   def __call__(self, cls, *, deterministic, rngs):
     x = model.gelu(self.dense(cls))
-    return self.out_proj(self.dropout(x, deterministic=deterministic, rngs=rngs))
+    return self.out_proj(model.dropout(x, self.dropout_rate, None if deterministic else rngs.dropout()))
 
 
 class Finetuner(nnx.Module):
@@ -44,7 +44,7 @@ class Finetuner(nnx.Module):
       self.embeddings = model.Embeddings(cfg, rngs, compute)
       self.electra = model.ElectraModel(cfg, cfg.hidden_size, cfg.num_heads, cfg.intermediate_size,
                                         cfg.num_layers, rngs, compute)
-      self.dropout = nnx.Dropout(cfg.dropout_rate)
+      self.dropout_rate = cfg.dropout_rate
       if head == 'span':
         self.qa_outputs = model.dense(cfg, cfg.hidden_size, 2, ('embed', None), rngs)
         self.answerable = model.dense(cfg, cfg.hidden_size, 1, ('embed', None), rngs)
@@ -59,7 +59,7 @@ class Finetuner(nnx.Module):
     embedded = self.embeddings(batch['input_ids'], batch['segment_ids'],
                                deterministic=deterministic, rngs=rngs)
     hidden = self.electra(embedded, batch['input_mask'], deterministic=deterministic, rngs=rngs)
-    hidden = self.dropout(hidden, deterministic=deterministic, rngs=rngs)
+    hidden = model.dropout(hidden, self.dropout_rate, None if deterministic else rngs.dropout())
     if self.head == 'span':
       start, end = jnp.moveaxis(self.qa_outputs(hidden).astype(jnp.float32), -1, 0)
       return {'start_logits': start, 'end_logits': end,
