@@ -12,7 +12,8 @@ random weights, fine-tuned on offline tasks (Clark et al., ICLR 2020, Table 1 an
 3. The domain-adaptive use: RTD pre-training on one task's training texts alone (labels dropped, a
    `text:` source), then fine-tuning on a tenth of its labels (for as many steps as 3 epochs of
    all of them), against random weights.
-4. Writes its section of --doc (docs/quality.md, between markers; the rest is kept): the tables (medians over seeds, min-max), the pre-training runs'
+4. Writes its section of --doc (docs/quality.md, between markers; the rest is kept): the tables
+   (medians over seeds, min-max), the pre-training runs'
    last eval records, and PNG plots beside it (eval curves against FLOPs, RTD health over steps,
    downstream accuracy). Finished runs and seeds under --output are reused by a rerun.
 
@@ -39,6 +40,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 
 from configs.finetune import classification  # pylint: disable=g-import-not-at-top
 from electra_jax import cli, files, flops, train  # pylint: disable=g-import-not-at-top
+from electra_jax import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
 from electra_jax.errors import UserError  # pylint: disable=g-import-not-at-top
 from electra_jax.finetune import docstring_kind, docstring_next  # pylint: disable=g-import-not-at-top
 from electra_jax.finetune import train as finetune_train  # pylint: disable=g-import-not-at-top
@@ -115,7 +117,7 @@ def _finetune(init_checkpoint: str, scratch: bool, train_file: str, eval_file: s
   finetune_train.finetune(config, workdir)
   accuracies = []
   for seed in seeds.split(','):
-    with open(os.path.join(workdir, f'seed_{seed}', finetune_train.RESULTS_FILE),
+    with open(os.path.join(workdir, f'seed_{seed}', workdir_lib.RESULTS_FILE),
               encoding='utf-8') as f:
       accuracies.append(json.load(f)['accuracy'])
   return accuracies

@@ -45,6 +45,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.objective.kind = 'rtd'
   config.objective.mask_prob = 0.15  # Fraction of real tokens chosen for the generator to predict.
   config.objective.max_predictions = 0  # Cap per sequence; 0 = int((mask_prob + 0.005) * max_seq_length).
+  # Choose whole words: every piece of a word or none (BERT's whole word masking). Words come from the
+  # tokenizer ('▁' begins a sentencepiece word, '##' continues a WordPiece one); no rebuild needed.
+  config.objective.whole_word_masking = False
   config.objective.mask_token_fraction = 0.85  # Chosen positions shown as [MASK]...
   config.objective.random_token_fraction = 0.0  # ...as a random token; the rest keep their own.
   # (BERT's 80/10/10 masking: mask_token_fraction=0.8, random_token_fraction=0.1.)
@@ -55,9 +58,14 @@ def get_config() -> ml_collections.ConfigDict:
 
   # --- data: the corpus and how it becomes batches (electra_jax/data/__init__.py) ---
   config.data = ml_collections.ConfigDict()
-  # 'builtin' (stdlib docstrings, offline), 'text:GLOB' (your files), 'tfds:NAME' (a prepared TFDS
-  # text dataset) or 'synthetic' (a learnable bigram stream, no files).
+  # 'builtin' (stdlib docstrings, offline), 'text:GLOB' (your files), 'jsonl:GLOB' / 'parquet:GLOB'
+  # (a record per document), 'tfds:NAME' (a prepared TFDS text dataset) or 'synthetic' (a learnable
+  # bigram stream, no files). text: and jsonl: files may be compressed (.gz, .zst, .bz2).
   config.data.source = 'builtin'
+  config.data.text_field = 'text'  # The key (jsonl:) or column (parquet:) that holds a record's text.
+  # jsonl:/parquet: records that are not valid JSON or lack a text string: True = skip and count them,
+  # False = stop, naming the first.
+  config.data.skip_bad_records = False
   config.data.max_seq_length = 512  # Tokens per example, [CLS] and [SEP]s included.
   # Built tokenizers and datasets are cached here; '' = $ELECTRA_JAX_DATA_DIR or ~/.cache/electra_jax.
   config.data.data_dir = ''

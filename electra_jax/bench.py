@@ -20,7 +20,7 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
-from electra_jax import cli, data, flops, optimizer, sharding, step, train, validation
+from electra_jax import cli, data, flops, loop, optimizer, sharding, step, validation
 from electra_jax.data.synthetic import SyntheticSource
 from electra_jax.errors import UserError
 
@@ -89,7 +89,7 @@ def measure(config: ml_collections.ConfigDict, steps: int, warmup: int,
   source = SyntheticSource(vocab_size=config.model.vocab_size, max_seq_length=length,
                            global_batch_size=batch_size, seed=0, pad_id=config.data.pad_id,
                            cls_id=config.data.cls_id, sep_id=config.data.sep_id,
-                           rows=placement.rows)
+                           rows=placement.rows, word_starts=config.objective.whole_word_masking)
   init_rng, rng = jax.random.split(jax.random.key(config.train.seed))
   state = training.init(init_rng)
 
@@ -106,7 +106,7 @@ def measure(config: ml_collections.ConfigDict, steps: int, warmup: int,
   if trace_dir:
     # Outside the timing: the profiler's own overhead must not count in the figures.
     first = int(state.step)
-    profiler = train.StepProfiler(f'{first}:{first + 3}', trace_dir, perfetto=True)
+    profiler = loop.StepProfiler(f'{first}:{first + 3}', trace_dir, perfetto=True)
     for index in range(first, first + 3):
       batch = placement.place(next(source))
       with profiler.step(index):

@@ -3,7 +3,8 @@
   python -m electra_jax.export --workdir=runs/tiny --output=hf/tiny
 
 A pre-training run becomes OUT/discriminator (ElectraForPreTraining) and OUT/generator
-(ElectraForMaskedLM), or OUT/masked_lm (ElectraForMaskedLM) for the MLM baseline; a fine-tuning run becomes OUT itself: ElectraForSequenceClassification
+(ElectraForMaskedLM), or OUT/masked_lm (ElectraForMaskedLM) for the MLM baseline; a fine-tuning run
+becomes OUT itself: ElectraForSequenceClassification
 (classification, regression) or ElectraForTokenClassification (tagging), from its median seed unless
 --seed names one. Every folder holds config.json, model.safetensors and the tokenizer files. OUT must not
 exist; it appears only once everything in it is written.
@@ -21,7 +22,6 @@ import jax
 from electra_jax import checkpoint, cli, model, workdir
 from electra_jax.data import wordpiece
 from electra_jax.errors import UserError
-from electra_jax.finetune import train as finetune_train
 from electra_jax.finetune.model import Finetuner
 from electra_jax.hf import convert, folder, tokenizer_files
 
@@ -68,14 +68,14 @@ def _pretrained(run: workdir.Run, output: str) -> list[tuple[str, str]]:
 def _seed_dir(directory: str, main_metric: str, seed: int | None) -> str:
   finished = {}
   for name in os.listdir(directory):
-    results = os.path.join(directory, name, finetune_train.RESULTS_FILE)
+    results = os.path.join(directory, name, workdir.RESULTS_FILE)
     if name.startswith('seed_') and os.path.isfile(results):
       with open(results, encoding='utf-8') as f:
         finished[int(name[len('seed_'):])] = json.load(f)
   if seed is None:
     if not finished:
       raise UserError(f'{directory} has no finished seed yet; rerun the fine-tuning command first')
-    seed = finetune_train.median_of(dict(sorted(finished.items())), main_metric)
+    seed = workdir.median_seed(dict(sorted(finished.items())), main_metric)
   elif seed not in finished:
     raise UserError(f'--seed={seed}: {directory} has no finished seed_{seed}; finished: '
                     f'{", ".join(map(str, sorted(finished))) or "none"}')

@@ -1,4 +1,5 @@
-"""Model FLOPs of one pre-training step (RTD or the MLM baseline), and the peak bfloat16 FLOP/s of the devices it runs on.
+"""Model FLOPs of one pre-training step (RTD or the MLM baseline), and the peak bfloat16 FLOP/s of the
+devices it runs on.
 
 Model FLOPs count the matrix multiplications the model needs, at 2 FLOPs per multiply-add: every
 projection and both attention products of generator and discriminator, the embedding projection,

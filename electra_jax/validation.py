@@ -7,6 +7,8 @@ import ml_collections
 
 from electra_jax import model, rtd, sharding
 from electra_jax.errors import UserError
+from electra_jax.finetune import tasks as finetune_tasks
+from electra_jax.finetune.model import CLASSIFIER_HEADS
 
 NONFINITE = ('stop', 'skip')
 OBJECTIVES = ('rtd', 'mlm')
@@ -65,9 +67,11 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, process_count:
   for name in ('eval_every', 'eval_batches'):
     _require(train[name] >= 0, f'config.train.{name}={train[name]} must not be negative')
 
-  _require(data.source in ('builtin', 'synthetic') or data.source.startswith(('text:', 'tfds:')),
-           f'config.data.source={data.source!r} is unknown; use builtin, synthetic, text:GLOB or '
-           'tfds:NAME')
+  _require(data.source in ('builtin', 'synthetic') or
+           data.source.startswith(('text:', 'jsonl:', 'parquet:', 'tfds:')),
+           f'config.data.source={data.source!r} is unknown; use builtin, synthetic, text:GLOB, '
+           'jsonl:GLOB, parquet:GLOB or tfds:NAME')
+  _require(data.text_field, "config.data.text_field is empty; name the records' text key or column")
   _require(0 <= data.eval_fraction < 1,
            f'config.data.eval_fraction={data.eval_fraction} must be in [0, 1)')
   for name in ('max_eval_examples', 'build_processes'):
@@ -124,3 +128,38 @@ def validate_training(config: ml_collections.ConfigDict, batch_names: tuple[str,
              f'data-parallel devices (mesh {shape}); use a multiple of {data_parallel}')
     _require(size % process_count == 0,
              f'config.train.{name}={size} is not divisible by the {process_count} processes')
+
+
+def finetuning_seeds(config: ml_collections.ConfigDict) -> list[int]:
+  """The seeds of a fine-tuning config's `seeds` ('0,1,2')."""
+  try:
+    seeds = [int(s) for s in str(config.seeds).split(',') if s.strip()]
+  except ValueError as e:
+    raise UserError(f'config.seeds={config.seeds!r} must be integers, comma-separated') from e
+  if not seeds or len(set(seeds)) != len(seeds):
+    raise UserError(f'config.seeds={config.seeds!r} must name one or more distinct seeds')
+  return seeds
+
+
+def validate_finetuning(config: ml_collections.ConfigDict,
+                        model_config: ml_collections.ConfigDict) -> None:
+  """A fine-tuning config, for the model it starts from."""
+  if config.kind not in finetune_tasks.KINDS:
+    raise UserError(f'config.kind={config.kind!r} is unknown; use one of {", ".join(finetune_tasks.KINDS)}')
+  if config.classifier_head not in CLASSIFIER_HEADS:
+    raise UserError(f'config.classifier_head={config.classifier_head!r} is unknown; use one of '
+                    f'{", ".join(CLASSIFIER_HEADS)}')
+  if not 8 <= config.max_seq_length <= model_config.max_position_embeddings:
+    raise UserError(f'config.max_seq_length={config.max_seq_length} must be between 8 and the '
+                    f'model\'s max_position_embeddings={model_config.max_position_embeddings}')
+  t = config.train
+  for name in ('epochs', 'learning_rate', 'layerwise_lr_decay'):
+    if t[name] < 0:
+      raise UserError(f'config.train.{name}={t[name]} must not be negative (0 = the paper\'s)')
+  if not 0 <= t.warmup_fraction < 1 or t.layerwise_lr_decay > 1:
+    raise UserError('config.train.warmup_fraction must be in [0, 1) and layerwise_lr_decay in [0, 1]')
+  for name in ('log_every', 'checkpoint_every'):
+    if t[name] <= 0:
+      raise UserError(f'config.train.{name}={t[name]} must be positive')
+  validate_training(config, ('batch_size', 'eval_batch_size'), jax.device_count(),
+                               jax.process_count())

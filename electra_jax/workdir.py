@@ -29,11 +29,12 @@ from electra_jax.errors import UserError
 
 CONFIG_FILE = 'config.json'
 LOCK_FILE = 'lock.json'
+RESULTS_FILE = 'results.json'  # Fine-tuning's scores: each seed's, and the median seed's for the run.
 
 # What any rerun may change and still resume the run in its workdir: how often it logs and
-# checkpoints, what it does at a non-finite step, which steps it profiles, how the step computes (never the saved state) and
-# on which devices. Everything else (model, objective, data, batch size, seed, optimizer) decides what
-# the saved state and the saved data position mean.
+# checkpoints, what it does at a non-finite step, which steps it profiles, how the step computes
+# (never the saved state) and on which devices. Everything else (model, objective, data, batch size,
+# seed, optimizer) decides what the saved state and the saved data position mean.
 RESUMABLE = frozenset({
     'train.log_every', 'train.checkpoint_every', 'train.keep_checkpoints', 'train.nonfinite',
     'train.profile_steps',
@@ -279,3 +280,9 @@ def open_run(path: str, flag: str) -> Run:
   tokenizer = tokenizer_lib.load_from_dir(directory, config.data.get('lowercase', True),
                                           config.data.get('strip_accents'))
   return Run(directory, config, tokenizer)
+
+
+def median_seed(per_seed: dict[int, dict[str, float]], main_metric: str) -> int:
+  """The fine-tuning seed at the median of the main metric (the lower middle for an even count)."""
+  ranked = sorted(per_seed, key=lambda s: per_seed[s][main_metric])
+  return ranked[(len(ranked) - 1) // 2]

@@ -15,7 +15,6 @@ from tests.test_preemption import assert_same_run
 # hanging for checkpoint HANG_STEP: the files are being written, and nothing is committed yet.
 _HANGING_SAVE = '''
 import asyncio, os, runpy, sys
-sys.path.insert(0, os.getcwd())  # As python -m does.
 from orbax.checkpoint._src.path import atomicity
 
 HANG_STEP, MARKER = sys.argv[1], sys.argv[2]
@@ -48,8 +47,9 @@ def test_a_process_killed_mid_save_resumes_from_the_previous_checkpoint(tmp_path
   workdir, marker = tmp_path / 'killed', tmp_path / 'saving'
   script = tmp_path / 'hanging_save.py'
   script.write_text(_HANGING_SAVE)
+  # PYTHONPATH: the root, which python -m would put first, for configs/ and tests/.
   process = subprocess.Popen([sys.executable, str(script), '4', str(marker), *_main(workdir)[3:]],
-                             cwd=ROOT, env=cli_env(), stdout=subprocess.DEVNULL,
+                             cwd=ROOT, env=cli_env(PYTHONPATH=ROOT), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
   deadline = time.monotonic() + 180
   while not marker.exists():

@@ -13,7 +13,8 @@ def _millions(tree):
   return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree)) / 1e6
 
 
-@pytest.mark.parametrize('preset,layers,hidden,heads,ffn,embedding,gen_hidden,mask,lr,batch,length,steps,params', [
+@pytest.mark.parametrize(
+    'preset,layers,hidden,heads,ffn,embedding,gen_hidden,mask,lr,batch,length,steps,params', [
     (small, 12, 256, 4, 1024, 128, 64, 0.15, 5e-4, 128, 128, 1_000_000, 13.5),
     (base, 12, 768, 12, 3072, 768, 256, 0.15, 2e-4, 256, 512, 766_000, 108.9),
     (large, 24, 1024, 16, 4096, 1024, 256, 0.25, 2e-4, 2048, 512, 400_000, 334.1),

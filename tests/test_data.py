@@ -1,6 +1,8 @@
 """data.prepare end to end, and every kind of bad input it must reject (or survive) in one line."""
 
+import glob
 import logging
+import multiprocessing.pool
 import os
 
 import pytest
@@ -8,8 +10,9 @@ import pytest
 from electra_jax import data
 from electra_jax.data import dataset
 from electra_jax.errors import UserError
-from tests.conftest import plain_sentencepiece_model, write_corpus
-from tests.test_data_corpus import _tfds_text_dataset
+from tests.conftest import plain_sentencepiece_model, read_metrics, write_corpus
+from tests.test_data_corpus import (_tfds_text_dataset, record_texts, write_jsonl,
+                                     write_parquet)
 
 
 def test_a_text_corpus_becomes_train_and_eval_batches(text_config):
@@ -125,3 +128,67 @@ def test_a_tfds_name_that_is_not_available_offline(text_config, tmp_path):
   text_config.data.source = 'tfds:wikipedia/20230601.en'
   text_config.data.tfds_data_dir = str(tmp_path / 'empty')
   assert 'tfds:wikipedia/20230601.en is not prepared' in _error(text_config)
+
+
+def _built(data_dir) -> list[str]:
+  """What a run in data_dir takes as built (a finished build's dataset_info.json) and what builds
+  left behind (incomplete.*)."""
+  return sorted(glob.glob(os.path.join(data_dir, 'datasets', '*', dataset.NAME, '*.*.*',
+                                       'dataset_info.json')) +
+                glob.glob(os.path.join(data_dir, 'datasets', '*', dataset.NAME, 'incomplete.*')))
+
+
+def test_parquet_and_jsonl_gz_corpora_train_and_a_rerun_reuses_the_built_data(config, tmp_path, caplog):
+  from electra_jax import train  # pylint: disable=g-import-not-at-top
+  texts = record_texts(tmp_path / 'text', documents=200)
+  write_parquet(tmp_path / 'fineweb' / 'a.parquet', texts[:100], row_group_size=25)
+  write_parquet(tmp_path / 'fineweb' / 'b.parquet', texts[100:], row_group_size=25)
+  write_jsonl(tmp_path / 'c4' / 'c4-train.00000-of-00001.json.gz', texts)
+  config.data.data_dir = str(tmp_path / 'data')
+  config.data.eval_fraction, config.train.eval_batches = 0.2, 1
+  config.train.steps, config.train.eval_every, config.train.checkpoint_every = 4, 2, 100
+  config.data.build_processes = 1  # Cheaper; the next test builds with worker processes.
+  config.data.source = f'parquet:{tmp_path}/fineweb/*.parquet'
+  train.train_and_evaluate(config, str(tmp_path / 'parquet'))
+  config.data.source = f'jsonl:{tmp_path}/c4/c4-train.*.json.gz'
+  train.train_and_evaluate(config, str(tmp_path / 'jsonl'))
+  for workdir in ('parquet', 'jsonl'):
+    assert [r['step'] for r in read_metrics(tmp_path / workdir) if r['split'] == 'eval'] == [2, 4]
+  built = {path: os.path.getmtime(path) for path in _built(config.data.data_dir)}
+  assert len(built) == 2
+
+  # Another run on the same data (the same steps, so that the compiled step is reused too).
+  config.data.source = f'parquet:{tmp_path}/fineweb/*.parquet'
+  caplog.clear()
+  with caplog.at_level(logging.INFO):
+    train.train_and_evaluate(config, str(tmp_path / 'again'))
+  assert [r['step'] for r in read_metrics(tmp_path / 'again') if r['split'] == 'eval'] == [2, 4]
+  assert {path: os.path.getmtime(path) for path in _built(config.data.data_dir)} == built
+  assert any('reusing the built dataset' in r.getMessage() for r in caplog.records)
+  assert not any('building the' in r.getMessage() for r in caplog.records)
+
+
+def test_a_bad_record_met_by_a_build_worker_is_one_line_and_leaves_nothing_built(text_config, tmp_path,
+                                                                                 caplog):
+  from electra_jax.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
+  texts = record_texts(tmp_path / 'text', documents=100)
+  tokenizer_lib.train((line for text in texts for line in text.splitlines()), 100, str(tmp_path / 'tok'))
+  write_jsonl(tmp_path / 'records' / 'a.jsonl', texts[:50])
+  path = tmp_path / 'records' / 'b.jsonl'
+  write_jsonl(path, texts[50:])
+  with open(path, 'a', encoding='utf-8') as f:
+    f.write('{"text": "cut short\n')
+  text_config.data.source = f'jsonl:{tmp_path}/records/*.jsonl'
+  text_config.data.tokenizer = str(tmp_path / 'tok.model')  # The build's workers read first.
+  text_config.data.build_processes = 2
+  with pytest.raises(UserError) as e:
+    data.prepare(text_config)
+  assert isinstance(e.value.__cause__, multiprocessing.pool.RemoteTraceback)  # Raised in a worker.
+  assert str(e.value).startswith(f'{path} line 51 is not valid JSON') and '\n' not in str(e.value)
+  assert _built(text_config.data.data_dir) == []
+
+  text_config.data.skip_bad_records, text_config.data.build_processes = True, 1
+  with caplog.at_level(logging.WARNING):
+    data.prepare(text_config)
+  assert [r.getMessage() for r in caplog.records if 'bad records' in r.getMessage()] == [
+      'skipped 1 bad records (config.data.skip_bad_records)']

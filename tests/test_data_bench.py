@@ -15,3 +15,4 @@ def test_bench_prints_both_throughputs_as_json_last():
   assert result.returncode == 0, result.stderr
   report = json.loads(result.stdout.strip().splitlines()[-1])
   assert report['build_mb_per_sec'] > 0 and report['load_tokens_per_sec'] > 0
+  assert report['build_mb_per_sec_parquet'] > 0 and report['build_mb_per_sec_jsonl_zst'] > 0

@@ -1,7 +1,15 @@
+import bz2
+import glob
+import gzip
+import json
 import os
+import re
 import tracemalloc
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+import zstandard
 
 from electra_jax.data import corpus
 from electra_jax.errors import UserError
@@ -114,3 +122,130 @@ def test_a_tfrecord_only_tfds_dataset_says_how_to_rebuild(tmp_path):
     f.write(info)
   with pytest.raises(UserError, match='stored as tfrecord.*rebuild it as array_record'):
     corpus.from_tfds('tiny_text', str(tmp_path), 'text')
+
+
+def record_texts(directory, documents=40) -> list[str]:
+  """Documents of a generated text corpus, each as a record holds it: its lines joined by newlines."""
+  [path] = glob.glob(write_corpus(str(directory), files=1, documents=documents))
+  with open(path, encoding='utf-8') as f:
+    return [document for document in f.read().split('\n\n') if document.strip()]
+
+
+def write_jsonl(path, texts, field='text') -> str:
+  """JSON lines, compressed by the name's suffix (.gz, .bz2, .zst)."""
+  data = ''.join(json.dumps({'id': i, field: text}) + '\n' for i, text in enumerate(texts)).encode()
+  compress = {'.gz': gzip.compress, '.bz2': bz2.compress,
+              '.zst': lambda d: zstandard.ZstdCompressor().compress(d)}.get(os.path.splitext(path)[1])
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, 'wb') as f:
+    f.write(compress(data) if compress else data)
+  return str(path)
+
+
+def write_parquet(path, texts, field='text', row_group_size=16) -> str:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  pq.write_table(pa.table({'id': list(range(len(texts))), field: texts}), str(path),
+                 row_group_size=row_group_size)
+  return str(path)
+
+
+def test_records_in_jsonl_parquet_and_compressed_files_read_like_the_text(tmp_path):
+  texts = record_texts(tmp_path / 'text')
+  want = _all_lines(corpus.from_text_files(str(tmp_path / 'text' / '*.txt')))
+  with open(tmp_path / 'text.txt.gz', 'wb') as f:
+    f.write(gzip.compress((tmp_path / 'text' / 'part0.txt').read_bytes()))
+  assert _all_lines(corpus.from_text_files(str(tmp_path / 'text.txt.gz'))) == want
+  for name in ('a.jsonl', 'a.jsonl.gz', 'a.json.zst', 'a.jsonl.bz2'):
+    write_jsonl(tmp_path / name, texts)
+    assert _all_lines(corpus.from_files('jsonl', str(tmp_path / name))) == want, name
+  write_parquet(tmp_path / 'a.parquet', texts)
+  parquet = corpus.from_files('parquet', str(tmp_path / 'a.parquet'))
+  assert _all_lines(parquet) == want
+  assert parquet.total_bytes == os.path.getsize(tmp_path / 'a.parquet')
+  fingerprints = {corpus.from_files('jsonl', str(tmp_path / 'a.jsonl')).fingerprint,
+                  corpus.from_files('jsonl', str(tmp_path / 'a.jsonl'), 'body').fingerprint,
+                  parquet.fingerprint}
+  assert len(fingerprints) == 3
+
+
+def test_records_split_into_tasks_without_losing_or_repeating_any(tmp_path, monkeypatch):
+  texts = record_texts(tmp_path / 'text', documents=80)
+  write_jsonl(tmp_path / 'a.jsonl', texts)
+  write_jsonl(tmp_path / 'b.jsonl.gz', texts)
+  write_parquet(tmp_path / 'a.parquet', texts, row_group_size=8)
+  wholes = {kind: _all_lines(corpus.from_files(kind, str(tmp_path / pattern)))
+            for kind, pattern in (('jsonl', '*.json*'), ('parquet', '*.parquet'))}
+  monkeypatch.setattr(corpus, 'TASK_BYTES', 997)  # Cuts JSON lines at arbitrary bytes.
+  jsonl = corpus.from_files('jsonl', str(tmp_path / '*.json*'))
+  assert sum(t.path.endswith('.gz') for t in jsonl.tasks) == 1  # A compressed file is one task.
+  assert len(jsonl.tasks) > 10 and _all_lines(jsonl) == wholes['jsonl']
+  monkeypatch.setattr(corpus, 'TASK_BYTES', 1 << 20)
+  monkeypatch.setattr(corpus, 'TASK_RECORDS', 20)  # Runs of row groups (of 8 rows each).
+  parquet = corpus.from_files('parquet', str(tmp_path / '*.parquet'))
+  assert [(t.start, t.end) for t in parquet.tasks] == [(0, 3), (3, 6), (6, 9), (9, 10)]
+  assert _all_lines(parquet) == wholes['parquet']
+
+
+def test_records_without_text_are_skipped_and_counted(tmp_path):
+  write_jsonl(tmp_path / 'a.jsonl', ['one line.', '', ' \n\n ', 'two\n\nlines.'])
+  before = corpus.counts()
+  assert _all_lines(corpus.from_files('jsonl', str(tmp_path / 'a.jsonl'))) == [
+      'one line.', '', 'two', 'lines.', '']
+  assert corpus.counts()['empty_records'] - before['empty_records'] == 2
+
+
+def test_a_parquet_file_without_a_text_column_of_strings(tmp_path):
+  path = write_parquet(tmp_path / 'a.parquet', ['some text.'], field='content')
+  with pytest.raises(UserError, match=re.escape(
+      f"{path} has no column 'text' (it has id, content); set --config.data.text_field")):
+    corpus.from_files('parquet', path)
+  with pytest.raises(UserError, match=re.escape(f"{path}: the column 'id' holds int64, not strings")):
+    corpus.from_files('parquet', path, 'id')
+
+
+def test_bad_records_stop_naming_file_and_line_or_are_skipped_and_counted(tmp_path, monkeypatch):
+  good = [json.dumps({'text': f'record {i} is fine.'}) for i in range(30)]
+  bad = ['{"text": "unterminated', '["an", "array"]', '{"body": "elsewhere", "id": 7}',
+         '{"text": null}']
+  problems = ['is not valid JSON', 'is an array, not an object', "has no 'text' (it has body, id)",
+              "has null as 'text', not a string"]
+  monkeypatch.setattr(corpus, 'TASK_BYTES', 300)  # The bad line is found by a task that starts midway.
+  for line, problem in zip(bad, problems):
+    for suffix, compress in (('.jsonl', lambda d: d), ('.jsonl.gz', gzip.compress)):
+      path = tmp_path / f'bad{suffix}'
+      path.write_bytes(compress('\n'.join(good[:20] + [line] + good[20:]).encode() + b'\n'))
+      with pytest.raises(UserError, match=re.escape(f'{path} line 21 {problem}') +
+                         r'.*set --config\.data\.skip_bad_records=True to skip such records'):
+        _all_lines(corpus.from_files('jsonl', str(path)))
+      before = corpus.counts()['bad_records']
+      assert len(_all_lines(corpus.from_files('jsonl', str(path), skip_bad_records=True))) == 60
+      assert corpus.counts()['bad_records'] - before == 1
+  path = write_parquet(tmp_path / 'nulls.parquet', ['fine.', None, 'fine too.'])
+  with pytest.raises(UserError, match=re.escape(f"{path} row 2 has null as 'text'")):
+    _all_lines(corpus.from_files('parquet', path))
+  assert _all_lines(corpus.from_files('parquet', path, skip_bad_records=True)) == [
+      'fine.', '', 'fine too.', '']
+
+
+@pytest.mark.parametrize('suffix', ['.gz', '.zst', '.bz2'])
+def test_a_truncated_compressed_file_is_named(tmp_path, suffix):
+  path = write_jsonl(tmp_path / f'a.jsonl{suffix}', [f'document {i}.' for i in range(3000)])
+  with open(path, 'r+b') as f:
+    f.truncate(os.path.getsize(path) // 2)
+  with pytest.raises(UserError, match=re.escape(f'{path} is truncated or corrupt (')):
+    _all_lines(corpus.from_files('jsonl', path))
+
+
+def test_a_glob_of_another_format_names_the_suffixes_it_matched(tmp_path):
+  write_jsonl(tmp_path / 'a.jsonl', ['text.'])
+  write_parquet(tmp_path / 'b.parquet', ['text.'])
+  (tmp_path / 'c.txt').write_text('text.\n')
+  (tmp_path / 'd.parquet.gz').write_bytes(gzip.compress(b'not parquet'))
+  with pytest.raises(UserError, match=re.escape(
+      f'jsonl:{tmp_path}/* matches .jsonl (1), .parquet (1), .parquet.gz (1), .txt (1) files; a '
+      'jsonl: source reads JSON lines')):
+    corpus.from_files('jsonl', f'{tmp_path}/*')
+  with pytest.raises(UserError, match=r'matches \.parquet \(1\), \.parquet\.gz \(1\) files; a parquet:'):
+    corpus.from_files('parquet', f'{tmp_path}/*.parquet*')
+  with pytest.raises(UserError, match=r'matches \.jsonl \(1\), \.txt \(1\) files; a text: source'):
+    corpus.from_text_files(f'{tmp_path}/[ac].*')

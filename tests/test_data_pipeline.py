@@ -85,3 +85,15 @@ def test_eval_batches_are_fixed_full_global_batches():
   whole, second_half = batches(np.arange(8)), batches(np.arange(4, 8))
   for w, a, b in zip(whole, first, second_half):
     np.testing.assert_array_equal(np.concatenate([a['input_ids'], b['input_ids']]), w['input_ids'])
+
+
+def test_word_starts_come_with_a_table_only():
+  table = np.arange(64) % 3 != 1  # Ids 1, 4, 7... continue a word.
+  batch = next(pipeline.TrainBatches(100, pipeline.reader(_Rows(100), 12, table), dataset_key='k',
+                                     batch_size=8, rows=np.arange(8), seed=0))
+  np.testing.assert_array_equal(batch['word_starts'], table[batch['input_ids']])
+  assert batch['word_starts'].dtype == bool
+  evaluated = pipeline.eval_batches(_Rows(16), batch_size=8, rows=np.arange(8), max_length=12,
+                                    max_batches=1, word_starts=table)
+  np.testing.assert_array_equal(evaluated[0]['word_starts'], table[evaluated[0]['input_ids']])
+  assert 'word_starts' not in next(_batches())

@@ -42,3 +42,13 @@ def test_processes_split_the_global_batch():
   for key in whole:
     np.testing.assert_array_equal(np.concatenate([h[key] for h in halves]), whole[key])
 
+
+
+def test_word_starts_are_a_fixed_table_of_ids_when_asked_for():
+  assert 'word_starts' not in _source().batch(0)
+  batch = _source(global_batch_size=64, word_starts=True).batch(0)
+  ids, starts = batch['input_ids'], batch['word_starts']
+  assert starts[np.isin(ids, [PAD, CLS, SEP])].all()
+  for token in np.unique(ids):  # One answer per id: a property of the vocabulary.
+    assert len(np.unique(starts[ids == token])) == 1
+  assert 0.5 < starts[batch['input_mask'] == 1].mean() < 0.85

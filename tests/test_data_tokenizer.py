@@ -69,3 +69,16 @@ def test_offsets_are_the_characters_of_each_pieces_surface(tmp_path):
     assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(spans, spans[1:]))
   # A leading '▁' covers the space before its word.
   assert ' brûlée' in [texts[0][start:end] for start, end in encoded[0][1]]
+
+
+def test_word_starts_are_the_pieces_after_a_space_and_the_specials(tmp_path):
+  text = corpus.from_text_files(write_corpus(str(tmp_path / 'c')))
+  tok = tokenizer_lib.train(tokenizer_lib.corpus_lines(text), 100, str(tmp_path / 'v'))
+  table = tok.word_starts()
+  assert table[list(tok.special_ids.values())].all()
+  pieces = [tok.processor.id_to_piece(i) for i in range(tok.vocab_size)]
+  assert [piece.startswith('▁') for piece in pieces[5:]] == table[5:].tolist()
+  sentence = 'the generator replaced unbelievably many tokens of the model'
+  ids = tok.encode([sentence])[0]
+  assert len(ids) > len(sentence.split()), 'some words should have several pieces'
+  assert table[ids].sum() == len(sentence.split())

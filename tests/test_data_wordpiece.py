@@ -108,3 +108,17 @@ def test_pretraining_data_builds_with_a_vocab_txt(text_config, vocab_file):
   assert real.max() < inputs.tokenizer.vocab_size and (real == 3).any()
   words = set(inputs.tokenizer.encode(['model reads text'])[0])
   assert words & set(np.unique(real).tolist())  # The corpus's words, in WordPiece ids.
+
+
+def test_word_starts_are_the_tokens_without_a_continuation_mark(tmp_path):
+  tokens = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'un', '##believ', '##ably', 'the', 'model',
+            '##s', '.']
+  path = tmp_path / 'vocab.txt'
+  path.write_text('\n'.join(tokens) + '\n', encoding='utf-8')
+  tok = tokenizer_lib.load(str(path))
+  np.testing.assert_array_equal(tok.word_starts(), [not t.startswith('##') for t in tokens])
+  ids = tok.encode(['The model, unbelievably models.'])[0]
+  assert [tokens[i] for i in ids] == ['the', 'model', '[UNK]', 'un', '##believ', '##ably', 'model',
+                                      '##s', '.']
+  # Punctuation and [UNK] (here the unknown ',') are words of their own.
+  assert tok.word_starts()[ids].sum() == 6

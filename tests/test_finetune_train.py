@@ -62,7 +62,7 @@ def test_seeds_report_the_median_and_a_rerun_reuses_finished_seeds(finetune_conf
       os.path.join(workdir, f'seed_{middle}', 'predictions.jsonl'), encoding='utf-8') as b:
     assert a.read() == b.read()
 
-  monkeypatch.setattr(train.train, 'run_steps', lambda *a, **k: pytest.fail('trained again'))
+  monkeypatch.setattr(train.loop, 'run_steps', lambda *a, **k: pytest.fail('trained again'))
   assert train.finetune(finetune_config, workdir) == median
 
   recorded = {name: open(os.path.join(workdir, name), 'rb').read()

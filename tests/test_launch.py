@@ -12,12 +12,11 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'launch'))
+import common  # launch/common.py: pyproject.toml puts launch/ on pytest's path.
+import tpu_vm
+import xpk
 
-import common  # pylint: disable=g-import-not-at-top,wrong-import-position
-import tpu_vm  # pylint: disable=g-import-not-at-top,wrong-import-position
-import xpk  # pylint: disable=g-import-not-at-top,wrong-import-position
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Flags that only survive if every layer quotes them: spaces, both quotes, $, a glob, a backslash.
 TRICKY = ['--config.train.steps=1000', '--config.data.source=text:/data/my corpus/*.txt',

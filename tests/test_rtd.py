@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,53 +12,98 @@ PAD, CLS, SEP, MASK = 0, 2, 3, 4
 
 
 def _batch(rows=64, length=64, seed=0):
+  """Synthetic rows with `word_starts` (about 2 of 3 pieces begin a word)."""
   source = SyntheticSource(vocab_size=100, max_seq_length=length, global_batch_size=rows, seed=seed,
-                           pad_id=PAD, cls_id=CLS, sep_id=SEP)
+                           pad_id=PAD, cls_id=CLS, sep_id=SEP, word_starts=True)
   return {k: jnp.asarray(v) for k, v in next(source).items()}
 
 
-def _chosen(batch):
+@functools.partial(jax.jit, static_argnames=('whole_words', 'mask_prob', 'num_slots'))
+def _positions(rng, batch, whole_words: bool, **options):
+  """mask_positions, or whole_word_positions with the batch's word starts."""
+  if whole_words:
+    return rtd.whole_word_positions(rng, batch['input_ids'], batch['input_mask'],
+                                    batch['word_starts'], special_ids=(PAD, CLS, SEP), **options)
+  return rtd.mask_positions(rng, batch['input_ids'], batch['input_mask'],
+                            special_ids=(PAD, CLS, SEP), **options)
+
+
+def _chosen(batch, whole_words=False):
   """15% of each row's real tokens chosen by key 0, up to 10 slots: (positions, weights)."""
-  return rtd.mask_positions(jax.random.key(0), batch['input_ids'], batch['input_mask'],
-                            special_ids=(PAD, CLS, SEP), mask_prob=0.15, num_slots=10)
+  return _positions(jax.random.key(0), batch, whole_words, mask_prob=0.15, num_slots=10)
 
 
+def _words(batch, row):
+  """Each position's word index in `row` (a non-candidate is a word of its own), and candidates."""
+  ids, mask = np.asarray(batch['input_ids'][row]), np.asarray(batch['input_mask'][row])
+  candidates = mask.astype(bool) & ~np.isin(ids, [PAD, CLS, SEP])
+  return np.cumsum(np.asarray(batch['word_starts'][row]) | ~candidates) - 1, candidates
+
+
+@pytest.mark.parametrize('whole_words', [False, True])
 @pytest.mark.parametrize('mask_prob,num_slots', [(0.15, 10), (0.5, 8), (0.15, 64)])
-def test_mask_positions_count_candidates_and_distinctness(mask_prob, num_slots):
+def test_mask_positions_count_candidates_and_distinctness(mask_prob, num_slots, whole_words):
   batch = _batch()
   ids, mask = np.asarray(batch['input_ids']), np.asarray(batch['input_mask'])
   assert (mask.sum(1) < ids.shape[1]).any(), 'the batch should contain padding'
-  positions, weights = rtd.mask_positions(
-      jax.random.key(1), batch['input_ids'], batch['input_mask'], special_ids=(PAD, CLS, SEP),
-      mask_prob=mask_prob, num_slots=num_slots)
+  positions, weights = _positions(jax.random.key(1), batch, whole_words, mask_prob=mask_prob,
+                                  num_slots=num_slots)
   positions, weights = np.asarray(positions), np.asarray(weights)
+  total_expected = total_chosen = 0
   for row in range(ids.shape[0]):
     candidates = mask[row].astype(bool) & ~np.isin(ids[row], [PAD, CLS, SEP])
     expected = min(max(1, min(num_slots, int(np.round(mask[row].sum() * mask_prob)))),
                    candidates.sum())
     chosen = positions[row][weights[row] > 0]
-    assert len(chosen) == expected
+    # Whole words may fall short of the count when only longer words are left.
+    assert len(chosen) <= expected if whole_words else len(chosen) == expected
+    total_expected, total_chosen = total_expected + expected, total_chosen + len(chosen)
     assert len(set(chosen.tolist())) == len(chosen), 'positions must be drawn without replacement'
     assert candidates[chosen].all(), 'never [CLS], [SEP], [PAD] or padding'
     assert (weights[row][:len(chosen)] == 1).all() and (weights[row][len(chosen):] == 0).all()
+  assert total_chosen >= 0.97 * total_expected
 
 
-def test_mask_positions_cover_candidates_uniformly():
+@pytest.mark.parametrize('whole_words', [False, True])
+def test_mask_positions_cover_candidates_uniformly(whole_words):
   batch = _batch(rows=1, length=32)
+  keys = jax.random.split(jax.random.key(0), 400)
+  positions, weights = jax.vmap(
+      lambda rng: _positions(rng, batch, whole_words, mask_prob=0.15, num_slots=5))(keys)
   hits = np.zeros(32)
-  for seed in range(400):
-    positions, weights = rtd.mask_positions(jax.random.key(seed), batch['input_ids'],
-                                            batch['input_mask'], special_ids=(PAD, CLS, SEP),
-                                            mask_prob=0.15, num_slots=5)
-    np.add.at(hits, np.asarray(positions)[0][np.asarray(weights)[0] > 0], 1)
+  np.add.at(hits, np.asarray(positions)[np.asarray(weights) > 0], 1)
   candidates = hits > 0
   frequencies = hits[candidates] / hits[candidates].sum()
   assert np.abs(frequencies - 1 / candidates.sum()).max() < 0.35 / candidates.sum()
 
 
-def test_apply_mask_shows_mask_at_the_configured_rate_and_touches_nothing_else():
+def test_whole_word_positions_choose_every_piece_of_a_word_or_none():
+  batch = _batch(rows=128)
+  positions, weights = _chosen(batch, whole_words=True)
+  positions, weights = np.asarray(positions), np.asarray(weights)
+  split_words = 0
+  for row in range(positions.shape[0]):
+    word_of, candidates = _words(batch, row)
+    chosen = np.zeros(len(word_of), bool)
+    chosen[positions[row][weights[row] > 0]] = True
+    for word in np.unique(word_of[chosen]):
+      assert chosen[word_of == word].all(), (row, word)
+    assert candidates[chosen].all()
+    split_words += (np.bincount(word_of[candidates]) > 1).sum()
+  assert split_words > 100, 'the batch should have words of several pieces'
+
+
+def test_take_while_fits_skips_a_word_that_overflows_and_goes_on():
+  sizes = jnp.array([[3, 1, 5, 2, 1], [3, 1, 5, 2, 1], [3, 3, 1, 3, 1], [6, 6, 6, 6, 6]])
+  taken = rtd.take_while_fits(sizes, jnp.array([4, 5, 2, 5]))
+  np.testing.assert_array_equal(taken, [[1, 1, 0, 0, 0], [1, 1, 0, 0, 1], [0, 0, 1, 0, 1],
+                                        [0, 0, 0, 0, 0]])
+
+
+@pytest.mark.parametrize('whole_words', [False, True])
+def test_apply_mask_shows_mask_at_the_configured_rate_and_touches_nothing_else(whole_words):
   batch = _batch(rows=256)
-  positions, weights = _chosen(batch)
+  positions, weights = _chosen(batch, whole_words)
   masked = rtd.apply_mask(jax.random.key(1), batch['input_ids'], positions, weights, mask_id=MASK,
                           mask_token_fraction=0.85)
   ids, out = np.asarray(batch['input_ids']), np.asarray(masked.input_ids)
@@ -115,8 +162,8 @@ def test_sample_categorical_with_all_mass_on_one_id():
 
 
 def test_sampling_has_no_gradient():
-  grad = jax.grad(lambda l: rtd.sample_replacements(
-      jax.random.key(0), l, jnp.zeros((1, 1), jnp.int32), temperature=1.0,
+  grad = jax.grad(lambda logits: rtd.sample_replacements(
+      jax.random.key(0), logits, jnp.zeros((1, 1), jnp.int32), temperature=1.0,
       disallow_correct=False).astype(jnp.float32).sum())(jnp.ones((1, 1, 4)))
   assert not np.asarray(grad).any()
 
@@ -198,9 +245,10 @@ def test_health_warning_names_the_symptom_and_the_knobs():
   assert rtd.health_warning({'loss': 3.0}) is None  # The MLM baseline has no discriminator.
 
 
-def test_apply_mask_with_random_tokens_follows_80_10_10():
+@pytest.mark.parametrize('whole_words', [False, True])
+def test_apply_mask_with_random_tokens_follows_80_10_10(whole_words):
   batch = _batch(rows=512)
-  positions, weights = _chosen(batch)
+  positions, weights = _chosen(batch, whole_words)
   masked = rtd.apply_mask(jax.random.key(1), batch['input_ids'], positions, weights, mask_id=MASK,
                           mask_token_fraction=0.8, random_token_fraction=0.1, vocab_size=100)
   ids, out = np.asarray(batch['input_ids']), np.asarray(masked.input_ids)

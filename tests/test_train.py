@@ -259,3 +259,30 @@ def test_a_second_run_on_a_held_workdir_is_refused_while_the_first_finishes_inta
   assert [r['step'] for r in _records(workdir)] == [1, 2, 3, 4]
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2', '4']
   assert not os.path.exists(os.path.join(workdir, workdir_lib.LOCK_FILE))
+
+
+@pytest.mark.parametrize('source,kind', [('text', 'rtd'), ('synthetic', 'mlm')])
+def test_whole_word_masking_trains_and_evaluates_and_only_it_reads_word_starts(
+    source, kind, config, tmp_path, request, monkeypatch):
+  if source == 'text':
+    config = request.getfixturevalue('text_config')  # A real tokenizer's word starts.
+  config.objective.kind, config.objective.whole_word_masking = kind, True
+  config.train.steps, config.train.log_every, config.train.eval_every = 2, 1, 2
+  config.train.eval_batches = 1
+  placed = []
+  place = data.Placement.place
+
+  def recording(self, batch):
+    placed.append(set(batch))
+    return place(self, batch)
+
+  monkeypatch.setattr(data.Placement, 'place', recording)
+  train.train_and_evaluate(config, str(tmp_path / 'run'))
+  records = _records(str(tmp_path / 'run'))
+  assert [r['split'] for r in records] == ['train', 'train', 'eval']
+  assert all(np.isfinite(r['loss']) for r in records)
+  assert len(placed) == 3 and all('word_starts' in keys for keys in placed)  # Eval's batch too.
+
+  config.objective.whole_word_masking = False
+  inputs = data.prepare(config)
+  assert all('word_starts' not in batch for batch in [next(inputs.train), *inputs.eval])

@@ -26,6 +26,7 @@ def test_presets_are_valid_on_eight_devices(preset):
      'no rule for the activation axes act_length, act_embed, act_heads, act_mlp, act_vocab; add them'),
     (lambda c: setattr(c.model, 'generator_hidden_size', 200), 'generator width 200'),
     (lambda c: setattr(c.data, 'source', 'web:corpus'), "source='web:corpus' is unknown"),
+    (lambda c: setattr(c.data, 'text_field', ''), 'config.data.text_field is empty'),
     (lambda c: setattr(c.data, 'eval_fraction', 1.0), 'eval_fraction=1.0 must be in'),
     (lambda c: setattr(c.train, 'eval_every', -1), 'eval_every=-1 must not be negative'),
     (lambda c: setattr(c.data, 'read_threads', 0), 'read_threads=0 must be positive'),

@@ -2,6 +2,9 @@
 
   builtin         stdlib docstrings + pydoc topics (data/builtin.py): works offline, the default
   text:GLOB       the user's UTF-8 text files: one sentence or line per line, blank line between documents
+  jsonl:GLOB      JSON lines (.jsonl, .json): a record per document, its text under config.data.text_field
+  parquet:GLOB    parquet files: a row per document, its text in the column config.data.text_field
+                  (text: and jsonl: files may be compressed: .gz, .zst, .bz2)
   tfds:NAME       a TFDS text dataset already prepared (array_record) in config.data.tfds_data_dir
   synthetic       a learnable bigram stream, no files at all (tests and benchmarks)
 
@@ -10,7 +13,8 @@ examples (data/examples.py) -> a cached TFDS array_record dataset (data/dataset.
 (data/pipeline.py). Whatever the source, training sees the same contract:
   - `train`: an iterator of process-local batches: dicts of int32 numpy arrays `input_ids`,
     `segment_ids`, `input_mask`, each [this process's rows of the global batch, max_seq_length], laid out
-    `[CLS] A [SEP] B [SEP] [PAD]...`, with `get_state()` -> JSON-serialisable dict and `set_state(dict)`
+    `[CLS] A [SEP] B [SEP] [PAD]...` (with config.objective.whole_word_masking also bool `word_starts`:
+    the position's piece begins a word), with `get_state()` -> JSON-serialisable dict and `set_state(dict)`
     so that the checkpoint holds its position and a resumed run continues with exactly the next batch;
   - `eval`: a fixed list of such batches (possibly empty), the same at every evaluation.
 Masking is not part of the data: it is drawn on device, every step (electra_jax/rtd.py).
@@ -54,8 +58,9 @@ def load_corpus(config: ml_collections.ConfigDict) -> corpus.Corpus:
   source = config.data.source  # validation.py has checked its form.
   if source == 'builtin':
     return builtin.load(data_dir(config))
-  if source.startswith('text:'):
-    return corpus.from_text_files(source[len('text:'):])
+  if source.startswith(('text:', 'jsonl:', 'parquet:')):
+    kind, _, pattern = source.partition(':')
+    return corpus.from_files(kind, pattern, config.data.text_field, config.data.skip_bad_records)
   tfds_dir = corpus.tfds_data_dir(config.data.tfds_data_dir)
   return corpus.from_tfds(source[len('tfds:'):], tfds_dir, config.data.tfds_text_feature)
 
@@ -120,22 +125,24 @@ def prepare(config: ml_collections.ConfigDict, rows: np.ndarray | None = None) -
       return SyntheticSource(
           vocab_size=config.model.vocab_size, max_seq_length=max_length,
           global_batch_size=config.train.batch_size, seed=seed, pad_id=config.data.pad_id,
-          cls_id=config.data.cls_id, sep_id=config.data.sep_id, rows=rows)
+          cls_id=config.data.cls_id, sep_id=config.data.sep_id, rows=rows,
+          word_starts=config.objective.whole_word_masking)
     held_out = synthetic(config.train.seed + 1)
     return Data(config, synthetic(config.train.seed),
                 [held_out.batch(i) for i in range(config.train.eval_batches)], tokenizer=None)
 
   path, config, tokenizer = _in_turn(lambda: build(config))
+  word_starts = tokenizer.word_starts() if config.objective.whole_word_masking else None
   train_split = dataset.open_split(path, 'train')
   train = pipeline.TrainBatches(
-      len(train_split), pipeline.reader(train_split, max_length),
+      len(train_split), pipeline.reader(train_split, max_length, word_starts),
       dataset_key=os.path.basename(os.path.dirname(os.path.dirname(path))),
       batch_size=config.train.batch_size, rows=rows, seed=config.train.seed,
       read_threads=config.data.read_threads)
   eval_split = dataset.open_split(path, 'validation')
   eval_batches = [] if eval_split is None else pipeline.eval_batches(
       eval_split, batch_size=config.train.batch_size, rows=rows, max_length=max_length,
-      max_batches=config.train.eval_batches)
+      max_batches=config.train.eval_batches, word_starts=word_starts)
   logging.info('data: %d train examples (%.1f steps per epoch), %d eval batches', len(train_split),
                len(train_split) / config.train.batch_size, len(eval_batches))
   if config.train.eval_every and not eval_batches:

@@ -62,10 +62,10 @@ def _init_worker(tokenizer: tokenizer_lib.Tokenizer, settings: dict) -> None:
 
 
 def _build_task(indexed_task):
-  before = corpus.replaced_bytes()
+  before = corpus.counts()
   result = examples.build(indexed_task[1], indexed_task[0], _worker['tokenizer'],
                           **_worker['settings'])
-  return result, corpus.replaced_bytes() - before
+  return result, {name: count - before[name] for name, count in corpus.counts().items()}
 
 
 class ElectraExamples(tfds.core.GeneratorBasedBuilder):
@@ -77,7 +77,7 @@ class ElectraExamples(tfds.core.GeneratorBasedBuilder):
     self._plan = plan
     self._held_out: list[dict] = []
     self._train_done = False
-    self.stats = {'text_bytes': 0, 'replaced_bytes': 0, 'train': 0, 'validation': 0}
+    self.stats = {'text_bytes': 0, 'train': 0, 'validation': 0, **dict.fromkeys(corpus.counts(), 0)}
     super().__init__(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -133,9 +133,10 @@ class ElectraExamples(tfds.core.GeneratorBasedBuilder):
           processes, _init_worker, (plan.tokenizer, settings))
       results = pool.imap(_build_task, tasks)
     try:
-      for result, replaced in results:
+      for result, counted in results:
         self.stats['text_bytes'] += result.text_bytes
-        self.stats['replaced_bytes'] += replaced
+        for name, count in counted.items():
+          self.stats[name] += count
         progress.update(result.text_bytes)
         yield result
     finally:
@@ -147,19 +148,20 @@ class _Progress:
   """A log line every few seconds while building: how far, how fast."""
 
   def __init__(self, c: corpus.Corpus):
-    self._total_mb = c.total_bytes / 1e6 if c.tasks[0].kind == 'text' else None
+    self._tasks = len(c.tasks)
     self._start = self._last = time.perf_counter()
-    self._done_mb = 0.0
+    self._done_mb, self._done_tasks = 0.0, 0
 
   def update(self, text_bytes: int) -> None:
     self._done_mb += text_bytes / 1e6
+    self._done_tasks += 1
     now = time.perf_counter()
     if now - self._last < 5:
       return
     self._last = now
-    of_total = f' of {self._total_mb:.1f}' if self._total_mb else ''
-    logging.info('building examples: %.1f%s MB of text (%.1f MB/s)', self._done_mb, of_total,
-                 self._done_mb / (now - self._start))
+    # Tasks, not bytes, measure how far: compressed files and records have no known text size.
+    logging.info('building examples: %d of %d tasks, %.1f MB of text (%.1f MB/s)', self._done_tasks,
+                 self._tasks, self._done_mb, self._done_mb / (now - self._start))
 
 
 def directory(data_dir: str, plan: BuildPlan) -> str:
@@ -227,6 +229,10 @@ def _build(path: str, plan: BuildPlan) -> None:
   if stats['replaced_bytes']:
     logging.warning('the corpus has %d bytes that are not UTF-8; they were read as U+FFFD',
                     stats['replaced_bytes'])
+  if stats['bad_records']:
+    logging.warning('skipped %d bad records (config.data.skip_bad_records)', stats['bad_records'])
+  if stats['empty_records']:
+    logging.info('skipped %d records without text', stats['empty_records'])
   logging.info('built %d train and %d validation examples from %.1f MB of text in %.1fs '
                '(%.2f MB/s)', stats['train'], stats['validation'], stats['text_bytes'] / 1e6,
                seconds, stats['text_bytes'] / 1e6 / seconds)

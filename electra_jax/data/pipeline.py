@@ -14,9 +14,12 @@ import numpy as np
 from electra_jax.errors import UserError
 
 
-def reader(source, max_length: int) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+def reader(source, max_length: int, word_starts: np.ndarray | None = None
+           ) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
   """Indices -> one padded batch. Reading a batch of records in one call is several times faster than
-  grain batching single records."""
+  grain batching single records. With `word_starts` (the tokenizer's table, for whole word masking)
+  the batch also has `word_starts`: bool [rows, max_length], looked up here so that the built dataset
+  stays the same with the option on or off."""
 
   def read(indices: np.ndarray) -> dict[str, np.ndarray]:
     rows = source.__getitems__(indices.tolist())
@@ -28,7 +31,10 @@ def reader(source, max_length: int) -> Callable[[np.ndarray], dict[str, np.ndarr
       input_ids[i, :n] = row['input_ids']
       segment_ids[i, :n] = row['segment_ids']
     input_mask = (np.arange(max_length)[None, :] < lengths[:, None]).astype(np.int32)
-    return {'input_ids': input_ids, 'segment_ids': segment_ids, 'input_mask': input_mask}
+    batch = {'input_ids': input_ids, 'segment_ids': segment_ids, 'input_mask': input_mask}
+    if word_starts is not None:
+      batch['word_starts'] = word_starts[input_ids]
+    return batch
   return read
 
 
@@ -67,10 +73,11 @@ class TrainBatches:
     self._iterator.set_state(state['grain'])
 
 
-def eval_batches(source, *, batch_size: int, rows: np.ndarray, max_length: int,
-                 max_batches: int) -> list[dict[str, np.ndarray]]:
+def eval_batches(source, *, batch_size: int, rows: np.ndarray, max_length: int, max_batches: int,
+                 word_starts: np.ndarray | None = None) -> list[dict[str, np.ndarray]]:
   """This process's rows of up to `max_batches` full global batches of the validation split, in
-  stored order: the same every evaluation, so that eval metrics are comparable across steps and runs."""
-  read = reader(source, max_length)
+  stored order: the same every evaluation, so that eval metrics are comparable across steps and runs.
+  `word_starts` as for `reader`."""
+  read = reader(source, max_length, word_starts)
   count = min(max_batches, len(source) // batch_size)
   return [read(first + rows) for first in range(0, count * batch_size, batch_size)]

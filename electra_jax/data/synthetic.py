@@ -12,14 +12,18 @@ _CHAIN_SEED = 1234
 _SUCCESSORS = 4
 _SUCCESSOR_PROBS = np.array([0.55, 0.25, 0.12, 0.08])
 _NUM_SPECIAL = 5  # Ids below this are left to [PAD], [UNK], [CLS], [SEP], [MASK].
+_WORD_START_FRACTION = 2 / 3  # Of the ids, those that begin a word (for whole word masking).
 
 
 class SyntheticSource:
   """Iterator of process-local batches of `[CLS] A [SEP] B [SEP] [PAD]...` examples."""
 
   def __init__(self, *, vocab_size: int, max_seq_length: int, global_batch_size: int, seed: int,
-               pad_id: int, cls_id: int, sep_id: int, rows: np.ndarray | None = None):
-    """`rows`: this process's rows of each global batch (data.Placement.rows); None = all."""
+               pad_id: int, cls_id: int, sep_id: int, rows: np.ndarray | None = None,
+               word_starts: bool = False):
+    """`rows`: this process's rows of each global batch (data.Placement.rows); None = all.
+    `word_starts`: batches also have `word_starts` (as data.pipeline.reader gives them), from a fixed
+    table of which ids begin a word; the special ids do."""
     self._length = max_seq_length
     self._global_batch = global_batch_size
     self._rows = np.arange(global_batch_size) if rows is None else rows
@@ -29,6 +33,10 @@ class SyntheticSource:
     chain = np.random.default_rng(_CHAIN_SEED)
     self._successors = chain.integers(self._first_token, vocab_size, size=(vocab_size, _SUCCESSORS))
     self._vocab_size = vocab_size
+    self._word_starts = None
+    if word_starts:
+      self._word_starts = chain.random(vocab_size) < _WORD_START_FRACTION
+      self._word_starts[[pad_id, cls_id, sep_id]] = True
     self._next_batch = 0
 
   def __iter__(self):
@@ -65,5 +73,8 @@ class SyntheticSource:
     tokens[np.arange(rows), first_sep] = self._sep_id
     tokens[np.arange(rows), lengths - 1] = self._sep_id
     tokens[input_mask == 0] = self._pad_id
-    return {'input_ids': tokens[self._rows], 'segment_ids': segment_ids[self._rows],
-            'input_mask': input_mask[self._rows]}
+    batch = {'input_ids': tokens[self._rows], 'segment_ids': segment_ids[self._rows],
+             'input_mask': input_mask[self._rows]}
+    if self._word_starts is not None:
+      batch['word_starts'] = self._word_starts[batch['input_ids']]
+    return batch

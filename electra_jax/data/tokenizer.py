@@ -68,6 +68,14 @@ class SentencePiece:
       encoded.append((ids, spans))
     return encoded
 
+  def word_starts(self) -> np.ndarray:
+    """bool [vocab_size]: piece i begins a word, i.e. starts with '▁' (sentencepiece's mark of the
+    space before a word) or is a control or unknown piece ([PAD], [UNK], [CLS]...: a word of its own).
+    Punctuation after a word has no '▁', so "text." is one word here."""
+    processor = self.processor
+    return np.array([processor.id_to_piece(i).startswith('▁') or processor.is_control(i)
+                     or processor.is_unknown(i) for i in range(self.vocab_size)], bool)
+
   def __reduce__(self):  # The processor cannot be pickled; worker processes reload the model.
     return from_proto, (self.model_proto,)
 

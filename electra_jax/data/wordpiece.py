@@ -13,6 +13,7 @@ import functools
 import hashlib
 import os
 
+import numpy as np
 import tokenizers
 from tokenizers import models, normalizers, pre_tokenizers
 
@@ -87,6 +88,11 @@ class WordPiece:
   def encode_with_offsets(self, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
     """Per text, the token ids and each token's [start, end) character span in the text."""
     return [(e.ids, e.offsets) for e in self._pipeline.encode_batch(texts, add_special_tokens=False)]
+
+  def word_starts(self) -> np.ndarray:
+    """bool [vocab_size]: token i begins a word, i.e. does not start with '##' (WordPiece's mark of a
+    continuation); special tokens are words of their own, and so is punctuation (split off first)."""
+    return np.array([not token.startswith('##') for token in self.tokens], bool)
 
   def __reduce__(self):  # The Rust pipeline is rebuilt from the vocabulary in worker processes.
     return WordPiece, (self.vocab_text, self.lowercase, self.strip_accents)

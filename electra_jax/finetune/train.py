@@ -2,7 +2,7 @@
 load the encoder, train, predict and score; finally report each seed and the median.
 
 It runs on pre-training's machinery: `step.build` compiles the model and loss for the mesh, and
-`train.run_steps` steps, logs and checkpoints, so a fine-tuning run resumes like a pre-training one.
+`loop.run_steps` steps, logs and checkpoints, so a fine-tuning run resumes like a pre-training one.
 """
 
 import contextlib
@@ -16,49 +16,15 @@ import jax
 import ml_collections
 import numpy as np
 
-from electra_jax import (checkpoint, data, files, model, optimizer, sharding, step, train,
+from electra_jax import (checkpoint, data, files, loop, model, optimizer, sharding, step,
                          validation)
 from electra_jax import workdir as workdir_lib
 from electra_jax.data import pipeline
-from electra_jax.errors import UserError
 from electra_jax.finetune import classification, losses, pretrained, qa, tagging, tasks
-from electra_jax.finetune.model import CLASSIFIER_HEADS, Finetuner
+from electra_jax.finetune.model import Finetuner
 from electra_jax.metric_writer import MetricWriter, TrainLog
 
 CONFIG_FILE = 'finetune_config.json'
-RESULTS_FILE = 'results.json'
-
-
-def _seeds(config: ml_collections.ConfigDict) -> list[int]:
-  try:
-    seeds = [int(s) for s in str(config.seeds).split(',') if s.strip()]
-  except ValueError as e:
-    raise UserError(f'config.seeds={config.seeds!r} must be integers, comma-separated') from e
-  if not seeds or len(set(seeds)) != len(seeds):
-    raise UserError(f'config.seeds={config.seeds!r} must name one or more distinct seeds')
-  return seeds
-
-
-def _validate(config: ml_collections.ConfigDict, model_config: ml_collections.ConfigDict) -> None:
-  if config.kind not in tasks.KINDS:
-    raise UserError(f'config.kind={config.kind!r} is unknown; use one of {", ".join(tasks.KINDS)}')
-  if config.classifier_head not in CLASSIFIER_HEADS:
-    raise UserError(f'config.classifier_head={config.classifier_head!r} is unknown; use one of '
-                    f'{", ".join(CLASSIFIER_HEADS)}')
-  if not 8 <= config.max_seq_length <= model_config.max_position_embeddings:
-    raise UserError(f'config.max_seq_length={config.max_seq_length} must be between 8 and the '
-                    f'model\'s max_position_embeddings={model_config.max_position_embeddings}')
-  t = config.train
-  for name in ('epochs', 'learning_rate', 'layerwise_lr_decay'):
-    if t[name] < 0:
-      raise UserError(f'config.train.{name}={t[name]} must not be negative (0 = the paper\'s)')
-  if not 0 <= t.warmup_fraction < 1 or t.layerwise_lr_decay > 1:
-    raise UserError('config.train.warmup_fraction must be in [0, 1) and layerwise_lr_decay in [0, 1]')
-  for name in ('log_every', 'checkpoint_every'):
-    if t[name] <= 0:
-      raise UserError(f'config.train.{name}={t[name]} must be positive')
-  validation.validate_training(config, ('batch_size', 'eval_batch_size'), jax.device_count(),
-                               jax.process_count())
 
 
 def _started(workdir: str) -> bool:
@@ -66,7 +32,8 @@ def _started(workdir: str) -> bool:
   new config could not replace."""
   return any(name.startswith('seed_') and (
       checkpoint.has_checkpoint(os.path.join(workdir, name, 'checkpoints'))
-      or os.path.exists(os.path.join(workdir, name, RESULTS_FILE))) for name in os.listdir(workdir))
+      or os.path.exists(os.path.join(workdir, name, workdir_lib.RESULTS_FILE)))
+             for name in os.listdir(workdir))
 
 
 def _claim_workdir(workdir: str, config: ml_collections.ConfigDict, source: pretrained.Pretrained,
@@ -145,14 +112,11 @@ def _predict(training: step.Training, params, arrays: dict[str, np.ndarray],
                                                 -1 if key == 'index' else 0, value.dtype)])
             for key, value in arrays.items()}
   placement = data.Placement(training.batch_sharding, batch_size)
-  outputs, pending = [], None
-  for first in range(0, padded, batch_size):
-    batch = {key: value[first + placement.rows] for key, value in arrays.items()}
-    result = training.eval_step(params, placement.place(batch), jax.random.key(0))
-    if pending is not None:
-      outputs.append(jax.device_get(pending))
-    pending = result
-  outputs.append(jax.device_get(pending))
+  outputs = list(loop.pipelined(
+      lambda first: training.eval_step(
+          params, placement.place({key: value[first + placement.rows] for key, value in arrays.items()}),
+          jax.random.key(0)),
+      range(0, padded, batch_size)))
   merged = {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
   order = merged.pop('index')
   keep = order >= 0
@@ -162,7 +126,7 @@ def _predict(training: step.Training, params, arrays: dict[str, np.ndarray],
 
 def _run_seed(seed: int, config, train_config, task: tasks.TaskData, training: step.Training,
               source: pretrained.Pretrained, seed_dir: str) -> dict[str, float]:
-  results_path = os.path.join(seed_dir, RESULTS_FILE)
+  results_path = os.path.join(seed_dir, workdir_lib.RESULTS_FILE)
   if os.path.exists(results_path):
     logging.info('seed %d: finished earlier (%s)', seed, results_path)
     with open(results_path, encoding='utf-8') as f:
@@ -192,11 +156,11 @@ def _run_seed(seed: int, config, train_config, task: tasks.TaskData, training: s
                  every=train_config.log_every,
                  tokens_per_step=train_config.batch_size * config.max_seq_length)
   try:
-    state = train.run_steps(training, state, batches, placement, step_rng,
-                            total=train_config.steps, log=log, checkpoints=checkpoints,
-                            nonfinite=train_config.nonfinite, loop_state=loop_state,
-                            profiler=train.StepProfiler(train_config.profile_steps,
-                                                        os.path.join(seed_dir, 'tensorboard')))
+    state = loop.run_steps(training, state, batches, placement, step_rng,
+                           total=train_config.steps, log=log, checkpoints=checkpoints,
+                           nonfinite=train_config.nonfinite, loop_state=loop_state,
+                           profiler=loop.StepProfiler(train_config.profile_steps,
+                                                      os.path.join(seed_dir, 'tensorboard')))
   finally:
     checkpoints.close()
   results, predictions = task.score(_predict(training, state.params, task.eval,
@@ -215,9 +179,9 @@ def finetune(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float
 
   Raises UserError when another run holds one of the seeds, or this config does not fit the run in
   workdir (nothing in it is written then)."""
-  seeds = _seeds(config)
+  seeds = validation.finetuning_seeds(config)
   source = pretrained.open_source(config)
-  _validate(config, source.config.model)
+  validation.validate_finetuning(config, source.config.model)
   workdir_lib.make(workdir)
   # Each seed is locked on its own, so that jobs with other seeds may share the workdir.
   with contextlib.ExitStack() as held:
@@ -251,20 +215,14 @@ def _finetune(config: ml_collections.ConfigDict, workdir: str, seeds: list[int],
   median = {name: float(np.median([r[name] for r in per_seed.values()]))
             for name in per_seed[seeds[0]]}
   # The median seed lends its predictions, so that the predictions file matches a reported run.
-  median_seed = median_of(per_seed, task.main_metric)
+  median_seed = workdir_lib.median_seed(per_seed, task.main_metric)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, f'seed_{median_seed}', task.predictions_file), 'rb') as f:
       files.write_atomically(os.path.join(workdir, task.predictions_file), f.read())
-    files.write_atomically(os.path.join(workdir, RESULTS_FILE), json.dumps(median, indent=2))
+    files.write_atomically(os.path.join(workdir, workdir_lib.RESULTS_FILE), json.dumps(median, indent=2))
   logging.info('median of %d seed(s): %s; predictions of seed %d in %s', len(seeds),
                _format(median), median_seed, os.path.join(workdir, task.predictions_file))
   return median
-
-
-def median_of(per_seed: dict[int, dict[str, float]], main_metric: str) -> int:
-  """The seed at the median of the main metric (the lower middle for an even count)."""
-  ranked = sorted(per_seed, key=lambda s: per_seed[s][main_metric])
-  return ranked[(len(ranked) - 1) // 2]
 
 
 def _format(results: dict[str, float]) -> str:
