@@ -1,10 +1,17 @@
-"""Every field of an electra_jax config, with its default and meaning.
+"""The defaults every preset shares, each field with its meaning.
 
-Preset files (tiny.py, small.py, base.py, large.py) call `get_config()` and change the fields that the
-paper's Table 6 changes. Any field can be overridden on the command line, e.g. `--config.train.steps=50`.
+Not a preset by itself: base.py adds the Base sizes (model widths and depth, sequence length, batch,
+steps, learning rate), and small.py, large.py and tiny.py start from Base and change what the paper's
+Table 6 changes. Any field can be overridden on the command line, e.g. `--config.train.steps=50`.
 """
 
 import ml_collections
+
+# config.train fields that fine-tuning's config (configs/finetune/common.py) takes from here: they
+# mean the same there (optimizer constants, how the step computes, the non-finite policy, profiling).
+SHARED_TRAIN_FIELDS = ('adam_b1', 'adam_b2', 'adam_eps', 'weight_decay', 'max_grad_norm',
+                       'original_optimizer', 'nonfinite', 'dtype', 'attention', 'remat',
+                       'scan_layers', 'profile_steps')
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -14,22 +21,16 @@ def get_config() -> ml_collections.ConfigDict:
   # fresh run starts from its weights ('' = random init). A resumed run reads its own checkpoint.
   config.init_from_hf = ''
 
-  # --- model: sizes of the discriminator; the generator is derived from them. ---
+  # --- model: sizes of the discriminator (base.py: widths, depth, heads; the generator's fraction of
+  # the width); the generator is derived from them. ---
   config.model = ml_collections.ConfigDict()
   config.model.vocab_size = 30522  # Rows of the token embedding table; must cover every token id.
-  config.model.embedding_size = 768  # Width of the shared embeddings; projected when != hidden_size.
-  config.model.hidden_size = 768  # Discriminator width.
-  config.model.num_layers = 12  # Discriminator depth.
-  config.model.num_heads = 12  # Discriminator attention heads; hidden_size / 64 in the paper.
-  config.model.intermediate_size = 3072  # Discriminator FFN width; 4 x hidden_size in the paper.
   config.model.max_position_embeddings = 512  # Longest sequence the position table covers.
   config.model.type_vocab_size = 2  # Number of segment ids ([CLS] A [SEP] B [SEP] uses 0 and 1).
   config.model.dropout_rate = 0.1  # Dropout on embeddings and every residual branch.
   config.model.attention_dropout_rate = 0.1  # Dropout on attention probabilities.
   config.model.initializer_range = 0.02  # Stddev of the truncated-normal weight init.
   config.model.layer_norm_eps = 1e-12  # LayerNorm epsilon (BERT's and Hugging Face's value).
-  # Generator width as a fraction of hidden_size; heads = max(1, width / 64), FFN = 4 x width.
-  config.model.generator_fraction = 1 / 3
   config.model.generator_hidden_size = 0  # Absolute generator width; 0 = use generator_fraction.
   config.model.generator_num_layers = 0  # Generator depth; 0 = same as num_layers.
   # 'shared': generator and discriminator use one embedding block (the paper's choice);
@@ -66,7 +67,6 @@ def get_config() -> ml_collections.ConfigDict:
   # jsonl:/parquet: records that are not valid JSON or lack a text string: True = skip and count them,
   # False = stop, naming the first.
   config.data.skip_bad_records = False
-  config.data.max_seq_length = 512  # Tokens per example, [CLS] and [SEP]s included.
   # Built tokenizers and datasets are cached here; '' = $ELECTRA_JAX_DATA_DIR or ~/.cache/electra_jax.
   config.data.data_dir = ''
   # A sentencepiece .model with [PAD]=0, [UNK], [CLS], [SEP], [MASK], or a BERT/ELECTRA WordPiece
@@ -91,9 +91,6 @@ def get_config() -> ml_collections.ConfigDict:
 
   # --- train ---
   config.train = ml_collections.ConfigDict()
-  config.train.steps = 766_000  # Optimizer updates in the whole run.
-  config.train.batch_size = 256  # Global batch, in sequences, over all devices and hosts.
-  config.train.learning_rate = 2e-4  # Peak learning rate, reached after warmup.
   # > 0: the generator gets its own optimizer (clipping and Adam) at this peak rate, on the same
   # schedule (Dong et al., ICML 2023: one Adam over both models undoes the loss weighting between
   # them). 0: one optimizer for everything at learning_rate.

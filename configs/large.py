@@ -1,10 +1,16 @@
-"""ELECTRA-Large (paper Table 6): 24 layers x 1024, mask rate 25%, 400K steps of 2048 x 512."""
+"""ELECTRA-Large (paper Table 6): 24 layers x 1024, mask rate 25%, 400K steps of 2048 x 512.
 
-from configs import common
+  python -m electra_jax.main --config=configs/large.py --workdir=runs/large
+
+Expected cost: 2.3e15 model FLOPs per step, 9.1e20 in all; about 27 days of one H100 (3.4 days of
+eight) at the 40% MFU that docs/benchmarks.md targets for Base (not yet measured on a GPU).
+"""
+
+from configs import base
 
 
 def get_config():
-  config = common.get_config()
+  config = base.get_config()
   config.model.embedding_size = 1024
   config.model.hidden_size = 1024
   config.model.num_layers = 24

@@ -1,10 +1,16 @@
-"""ELECTRA-Small (paper Table 6): 12 layers x 256, embeddings 128, 1M steps of 128 x 128."""
+"""ELECTRA-Small (paper Table 6): 12 layers x 256, embeddings 128, 1M steps of 128 x 128.
 
-from configs import common
+  python -m electra_jax.main --config=configs/small.py --workdir=runs/small
+
+Expected cost: 1.2e12 model FLOPs per step, 1.2e18 in all (the paper: 1.4e18, 4 days on one V100);
+about 1.3 hours of one H100 at the 25% MFU that docs/benchmarks.md targets (not yet measured on a GPU).
+"""
+
+from configs import base
 
 
 def get_config():
-  config = common.get_config()
+  config = base.get_config()
   config.model.embedding_size = 128
   config.model.hidden_size = 256
   config.model.num_heads = 4

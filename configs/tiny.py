@@ -7,11 +7,11 @@ Fine-tuned with the README's command it beats random weights on the docstring de
 is also the base of the tests' small config.
 """
 
-from configs import common
+from configs import base
 
 
 def get_config():
-  config = common.get_config()
+  config = base.get_config()
   config.model.vocab_size = 1024
   config.model.embedding_size = 128
   config.model.hidden_size = 128

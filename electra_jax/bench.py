@@ -11,10 +11,9 @@ model FLOPs and MFU (electra_jax/flops.py), and peak device memory. The last lin
 """
 
 import json
-import sys
 import time
 
-from absl import app, flags
+from absl import flags
 import jax
 import ml_collections
 from ml_collections import config_flags
@@ -148,16 +147,10 @@ def report(result: dict) -> None:
         f'({result["peak_memory_source"]})')
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  cli.quiet_libraries()
-  try:
-    config = bench_config()
-    print(describe(config), flush=True)
-    result = measure(config, _STEPS.value, _WARMUP.value, _TRACE_DIR.value)
-  except UserError as e:
-    sys.exit(f'error: {e}')
+def main() -> None:
+  config = bench_config()
+  print(describe(config), flush=True)
+  result = measure(config, _STEPS.value, _WARMUP.value, _TRACE_DIR.value)
   report(result)
   print(json.dumps({key: result[key] for key in
                     ('tokens_per_sec', 'step_time_s', 'mfu', 'compile_s', 'peak_memory_bytes')}),
@@ -165,4 +158,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run_command(main)

@@ -48,10 +48,7 @@ class Checkpoints:
       restored = self._manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
     except (ValueError, KeyError, TypeError) as e:
-      first_line = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(':')
-      raise UserError(f'the checkpoint {self.directory}/{step} does not fit this config (was it '
-                      f'trained with other model sizes?): {first_line[:300]}; use the config it '
-                      'was trained with, or another --workdir') from e
+      raise self._does_not_fit(step, _first_line(e)) from e
     return restored.state, restored.data
 
   def restore_part(self, abstract_part: dict) -> dict:
@@ -67,8 +64,7 @@ class Checkpoints:
           item=abstract_part, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_part),
           partial_restore=True)))
     except (ValueError, KeyError, TypeError) as e:
-      first_line = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(':')
-      raise UserError(f'the checkpoint {self.directory}/{step} does not fit: {first_line[:300]}') from e
+      raise self._does_not_fit(step, _first_line(e)) from e
     return restored.state
 
   def _check_shapes(self, step: int, abstract_part: dict) -> None:
@@ -90,9 +86,14 @@ class Checkpoints:
       elif tuple(node.shape) != tuple(wanted.shape):
         problems.append(f'{name} is {tuple(node.shape)}, expected {tuple(wanted.shape)}')
     if problems:
-      raise UserError(f'the checkpoint {self.directory}/{step} does not fit the model its config '
-                      f'describes ({len(problems)} arrays): {"; ".join(problems[:4])}'
-                      f'{"; ..." if len(problems) > 4 else ""}')
+      raise self._does_not_fit(step, f'{len(problems)} arrays differ: {"; ".join(problems[:4])}'
+                               f'{"; ..." if len(problems) > 4 else ""}')
+
+  def _does_not_fit(self, step: int, detail: str) -> UserError:
+    """The one error for a checkpoint whose arrays the config's model cannot take."""
+    return UserError(f'the checkpoint {self.directory}/{step} does not fit this config (was it '
+                     f'trained with other model sizes?): {detail[:300]}; use the config it was '
+                     'trained with, or another --workdir')
 
   def due(self, step: int) -> bool:
     return step % self._every == 0
@@ -114,3 +115,7 @@ class Checkpoints:
     """Waits for pending writes, then releases the manager."""
     self.wait()
     self._manager.close()
+
+
+def _first_line(error: Exception) -> str:
+  return (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(':')

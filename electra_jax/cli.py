@@ -1,6 +1,7 @@
-"""What the electra_jax commands share: --config and --workdir, joining a multi-process job, a quiet
-console, user errors as one line with a non-zero exit instead of a traceback, and a stop on SIGTERM or
-SIGINT as one line with exit 0."""
+"""What the electra_jax commands share. Every command is `python -m electra_jax.<module>` with absl
+flags and `run_command`: no positional arguments, a quiet console, user errors as one line with a
+non-zero exit instead of a traceback. `run` adds what the training commands share: --config and
+--workdir, joining a multi-process job, and a stop on SIGTERM or SIGINT as one line with exit 0."""
 
 import logging as std_logging
 import sys
@@ -39,19 +40,29 @@ def run(job: Callable[[ml_collections.ConfigDict, str], object]) -> None:
   process_id_flag = flags.DEFINE_integer(
       'process_id', None, 'Multi-process jobs: this process, from 0 to --num_processes - 1.')
 
+  def command():
+    distributed.initialize(coordinator_flag.value, processes_flag.value, process_id_flag.value)
+    if jax.process_index() != 0:
+      logging.set_verbosity(logging.WARNING)
+    try:
+      job(config_flag.value, workdir_flag.value)
+    except preemption.Stopped as e:
+      if jax.process_index() == 0:
+        print(e, flush=True)
+
+  run_command(command)
+
+
+def run_command(command: Callable[[], object]) -> None:
+  """Parses the flags (defined beforehand) and runs command(), which reads them."""
+
   def main(argv):
     if len(argv) > 1:
       raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
     quiet_libraries()
     try:
-      distributed.initialize(coordinator_flag.value, processes_flag.value, process_id_flag.value)
-      if jax.process_index() != 0:
-        logging.set_verbosity(logging.WARNING)
-      job(config_flag.value, workdir_flag.value)
+      command()
     except UserError as e:
       sys.exit(f'error: {e}')
-    except preemption.Stopped as e:
-      if jax.process_index() == 0:
-        print(e, flush=True)
 
   app.run(main)

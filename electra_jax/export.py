@@ -13,9 +13,8 @@ exist; it appears only once everything in it is written.
 import json
 import os
 import shutil
-import sys
 
-from absl import app, flags
+from absl import flags
 from flax import nnx
 import jax
 
@@ -138,16 +137,9 @@ def export(workdir_path: str, output: str, seed: int | None = None) -> list[tupl
   return written
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  cli.quiet_libraries()
+def main() -> None:
   args = flags.FLAGS
-  try:
-    written = export(args.workdir, args.output, args.seed)
-  except UserError as e:
-    sys.exit(f'error: {e}')
-  for name, holds in written:
+  for name, holds in export(args.workdir, args.output, args.seed):
     print(f'wrote {os.path.join(args.output, name).rstrip(os.sep)}: {holds}')
 
 
@@ -157,4 +149,4 @@ if __name__ == '__main__':  # Flags are defined here only: tests import this mod
   flags.DEFINE_integer('seed', None, 'Fine-tuning runs: the seed to export; default the median '
                        'seed, whose predictions the run reports.')
   flags.mark_flags_as_required(['workdir', 'output'])
-  app.run(main)
+  cli.run_command(main)

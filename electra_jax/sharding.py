@@ -168,6 +168,20 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
+def host_to_global(value: np.ndarray, array_sharding: NamedSharding, rows: np.ndarray | None = None,
+                   size: int = 0) -> jax.Array:
+  """A global array laid out by `array_sharding` from this process's host copy: the whole array, or
+  with `rows` (process_rows) only those rows of a `size`-row first axis, the ones its devices hold."""
+  if rows is None:
+    return jax.make_array_from_callback(value.shape, array_sharding, lambda index: value[index])
+
+  def shard(index):
+    start, stop, _ = index[0].indices(size)
+    first = int(np.searchsorted(rows, start))
+    return value[first:first + stop - start]
+  return jax.make_array_from_callback((size, *value.shape[1:]), array_sharding, shard)
+
+
 def process_rows(batch_sharding: NamedSharding, size: int) -> np.ndarray:
   """The rows of a `size`-row global batch that this process's devices hold, ascending: what the
   process reads from the data, whatever the mesh layout and process count."""

@@ -1,5 +1,6 @@
-"""Pre-training, top to bottom: validate, lock the workdir, data, build, restore or init, then
-loop.run_steps with an evaluation of the fixed eval batches."""
+"""Pre-training, top to bottom: resolve the config (HF folder, checks, tokenizer), lock the workdir,
+check that the config fits the run in it, build, data, restore or init, then loop.run_steps with an
+evaluation of the fixed eval batches."""
 
 import os
 import time
@@ -12,6 +13,7 @@ import numpy as np
 from electra_jax import (checkpoint, data, flops, loop, model, optimizer, rtd, sharding, step,
                          validation)
 from electra_jax import workdir as workdir_lib
+from electra_jax.data import tokenizer as tokenizer_lib
 from electra_jax.hf import load as hf_load
 from electra_jax.metric_writer import MetricWriter, TrainLog
 
@@ -36,27 +38,35 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
   Raises UserError when another run holds the workdir or this config does not fit the run in it
   (nothing in it is written then), and preemption.Stopped when SIGTERM/SIGINT stopped it early (a
   checkpoint was written)."""
+  config, tokenizer = resolve(config)
+  workdir_lib.make(workdir)
+  with workdir_lib.lock(workdir):
+    return _train(config, tokenizer, workdir)
+
+
+def resolve(config: ml_collections.ConfigDict
+            ) -> tuple[ml_collections.ConfigDict, tokenizer_lib.Tokenizer | None]:
+  """The run's final config, checked once before anything is built or written, and its tokenizer:
+  the model sizes and tokenizer of config.init_from_hf, validation.py's checks, then the tokenizer
+  (given, or trained on the corpus once and cached), whose special ids the config takes (its own
+  checks: every special piece present, its pieces within config.model.vocab_size)."""
   if config.init_from_hf:
     config = hf_load.pretraining_config(config)
   validation.validate(config, jax.device_count(), jax.process_count())
-  workdir_lib.make(workdir)
-  with workdir_lib.lock(workdir):
-    return _train(config, workdir)
+  return data.resolve(config)
 
 
-def _train(config: ml_collections.ConfigDict, workdir: str) -> step.TrainState:
-  mesh = sharding.make_mesh(config.mesh)
-  placement = data.Placement(sharding.batch_sharding(mesh, config.mesh.rules),
-                             config.train.batch_size)
-  inputs = data.prepare(config, placement.rows)
-  config = inputs.config  # Special token ids now come from the tokenizer: check them again.
-  validation.validate(config, jax.device_count(), jax.process_count())
+def _train(config: ml_collections.ConfigDict, tokenizer: tokenizer_lib.Tokenizer | None,
+           workdir: str) -> step.TrainState:
   checkpoint_dir = os.path.join(workdir, 'checkpoints')
   if checkpoint.has_checkpoint(checkpoint_dir):  # Without one there is nothing to resume.
     workdir_lib.check_fits(workdir, workdir_lib.CONFIG_FILE, config,
                            workdir_lib.PRETRAINING_RESUMABLE)
+  mesh = sharding.make_mesh(config.mesh)
   training = step.build(step.pretraining_objective(config), *optimizer.create(config.train), mesh,
                         config.mesh.rules)
+  placement = data.Placement(training.batch_sharding, config.train.batch_size)
+  inputs = data.prepare(config, placement.rows)
   _log_setup(config, mesh, training)
   checkpoints = checkpoint.Checkpoints(checkpoint_dir, every=config.train.checkpoint_every,
                                        keep=config.train.keep_checkpoints)
@@ -71,7 +81,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> step.TrainState:
   else:
     state, loop_state = restored
     logging.info('resumed from %s at step %d', checkpoints.directory, int(state.step))
-  workdir_lib.record(workdir, config, inputs.tokenizer)  # For fine-tuning and export.
+  workdir_lib.record(workdir, config, tokenizer)  # For fine-tuning and export.
 
   total = config.train.steps
   first = int(state.step)

@@ -42,8 +42,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.qa.answerable_weight = 0.5  # SQuAD 2.0: weight of the answerability loss.
   config.qa.answerable_threshold = 0.0  # SQuAD 2.0: answer only if the answerability logit >= this.
 
-  # --- train ---
-  config.train = ml_collections.ConfigDict()
+  # --- train: configs/common.py's fields that mean the same here (optimizer constants, how the step
+  # computes, the non-finite policy, the profile window), then fine-tuning's own and its defaults ---
+  pretraining = common.get_config().train
+  config.train = ml_collections.ConfigDict(
+      {name: pretraining[name] for name in common.SHARED_TRAIN_FIELDS})
   config.train.epochs = 0.0  # 0 = the paper's: 3; 10 for RTE and STS-B; 2 for SQuAD.
   config.train.batch_size = 32  # Global batch, in examples (qa: windows).
   config.train.eval_batch_size = 128  # Global batch for evaluation.
@@ -52,21 +55,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.layerwise_lr_decay = 0.0  # 0 = the paper's: 0.8, or 0.9 for 24+ layers; 1 = off.
   config.train.original_layer_decay = False  # Reproduce the original's off-by-one (top layer decay^2).
   config.train.warmup_fraction = 0.1  # Share of the steps spent warming up, then linear decay to 0.
-  config.train.weight_decay = 0.01  # The original code's value (the paper's table says 0).
-  config.train.adam_b1 = 0.9
-  config.train.adam_b2 = 0.999
-  config.train.adam_eps = 1e-6
-  config.train.max_grad_norm = 1.0
-  config.train.original_optimizer = False  # Adam without bias correction, as the original.
   config.train.log_every = 50  # Steps between training records.
   config.train.checkpoint_every = 1_000  # Steps between checkpoints (one is always written at the end).
-  config.train.nonfinite = 'stop'  # Non-finite loss or gradients: 'stop' or 'skip' (configs/common.py).
-  # How the step computes, as in configs/common.py: dtype, attention kernel, remat, scan over layers.
-  config.train.dtype = 'float32'
-  config.train.attention = 'auto'
-  config.train.remat = 'none'
-  config.train.scan_layers = False
-  config.train.profile_steps = ''  # 'START:STOP': trace those steps (configs/common.py).
+  config.train.dtype = 'float32'  # Short runs whose scores are compared with the paper's: full precision.
 
   # Each seed fine-tunes from the same checkpoint with its own head init, dropout and data order; the
   # results are reported per seed and as the median, as the paper does. E.g. --config.seeds=0,1,2,3,4

@@ -15,11 +15,11 @@ import sys
 import tempfile
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
 import jax
 import ml_collections
 
-from electra_jax import sharding
+from electra_jax import cli, sharding
 from electra_jax.data import Placement, builtin, corpus, dataset, pipeline
 from electra_jax.data import tokenizer as tokenizer_lib
 
@@ -91,8 +91,7 @@ def _build_seconds(directory: str, plan: dataset.BuildPlan) -> tuple[str, float]
   return path, time.perf_counter() - start
 
 
-def main(argv):
-  del argv
+def main() -> None:
   processes = _PROCESSES.value
   with tempfile.TemporaryDirectory() as directory:
     text = _repeat_builtin(directory, _TEXT_MB.value)
@@ -130,4 +129,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run_command(main)

@@ -13,10 +13,9 @@ import dataclasses
 import hashlib
 import io
 import os
-import sys
 from typing import Iterable
 
-from absl import app, flags, logging
+from absl import flags, logging
 import numpy as np
 import sentencepiece as spm
 
@@ -163,15 +162,10 @@ def corpus_lines(c: corpus.Corpus):
     yield from corpus.lines(task)
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+def main() -> None:
   args = flags.FLAGS
-  try:
-    text = corpus.from_text_files(args.input)
-    tokenizer = train(corpus_lines(text), args.vocab_size, args.output)
-  except UserError as e:
-    sys.exit(f'error: {e}')
+  text = corpus.from_text_files(args.input)
+  tokenizer = train(corpus_lines(text), args.vocab_size, args.output)
   if corpus.replaced_bytes():
     logging.warning('%d bytes that are not UTF-8 were read as U+FFFD', corpus.replaced_bytes())
   logging.info('wrote %s.model with %d pieces', args.output, tokenizer.vocab_size)
@@ -182,4 +176,5 @@ if __name__ == '__main__':
   flags.DEFINE_integer('vocab_size', 30522, 'Pieces in the vocabulary, specials included.')
   flags.DEFINE_string('output', None, 'Writes OUTPUT.model and OUTPUT.vocab.')
   flags.mark_flags_as_required(['input', 'output'])
-  app.run(main)
+  from electra_jax import cli  # pylint: disable=g-import-not-at-top  (the command line only)
+  cli.run_command(main)

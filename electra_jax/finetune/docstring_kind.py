@@ -12,14 +12,13 @@ import csv
 import io
 import os
 import random
-import sys
 import sysconfig
 import zlib
 from typing import Callable
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from electra_jax import files
+from electra_jax import cli, files
 from electra_jax.data import builtin
 from electra_jax.errors import UserError
 
@@ -83,18 +82,13 @@ def run_command(make_rows: Callable[[str, int], dict[str, list[dict]]], seed_hel
   flags.DEFINE_integer('seed', 0, seed_help)
   flags.mark_flags_as_required(['output'])
 
-  def main(argv):
-    if len(argv) > 1:
-      raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  def main():
     args = flags.FLAGS
-    try:
-      counts = write_splits(args.output, make_rows(sysconfig.get_paths()['stdlib'], args.seed))
-    except UserError as e:
-      sys.exit(f'error: {e}')
+    counts = write_splits(args.output, make_rows(sysconfig.get_paths()['stdlib'], args.seed))
     logging.info('wrote %s/train.csv (%d rows) and dev.csv (%d rows)', args.output,
                  counts['train'], counts['dev'])
 
-  app.run(main)
+  cli.run_command(main)
 
 
 if __name__ == '__main__':

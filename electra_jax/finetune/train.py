@@ -72,11 +72,11 @@ def _resolve_train(config, task: tasks.TaskData, model_config) -> ml_collections
   hidden = model_config.hidden_size
   t.learning_rate = t.learning_rate or (3e-4 if hidden <= 256 else 1e-4 if hidden <= 768 else 5e-5)
   t.layerwise_lr_decay = t.layerwise_lr_decay or (0.9 if model_config.num_layers >= 24 else 0.8)
-  rows = len(task.train['input_ids'])
-  t.steps = max(1, int(t.epochs * rows / t.batch_size))
+  examples = len(task.train['input_ids'])
+  t.steps = max(1, int(t.epochs * examples / t.batch_size))
   t.warmup_steps = int(t.warmup_fraction * t.steps)
   logging.info('%s: %d train and %d eval rows; %g epochs = %d steps of %d (warmup %d); learning '
-               'rate %g, layer-wise decay %g%s', task.name, rows, len(task.eval['input_ids']),
+               'rate %g, layer-wise decay %g%s', task.name, examples, len(task.eval['input_ids']),
                t.epochs, t.steps, t.batch_size, t.warmup_steps, t.learning_rate,
                t.layerwise_lr_decay, ' (original off-by-one)' if t.original_layer_decay else '')
   return t
@@ -105,10 +105,10 @@ def _predict(training: step.Training, params, arrays: dict[str, np.ndarray],
              batch_size: int) -> dict[str, np.ndarray]:
   """Model outputs for every row of `arrays`, in row order. The last batch is padded with empty
   rows (index -1), which are dropped."""
-  rows = len(arrays['input_ids'])
-  padded = math.ceil(rows / batch_size) * batch_size
-  arrays = {**arrays, 'index': np.arange(rows, dtype=np.int32)}
-  arrays = {key: np.concatenate([value, np.full((padded - rows, *value.shape[1:]),
+  count = len(arrays['input_ids'])
+  padded = math.ceil(count / batch_size) * batch_size
+  arrays = {**arrays, 'index': np.arange(count, dtype=np.int32)}
+  arrays = {key: np.concatenate([value, np.full((padded - count, *value.shape[1:]),
                                                 -1 if key == 'index' else 0, value.dtype)])
             for key, value in arrays.items()}
   placement = data.Placement(training.batch_sharding, batch_size)
@@ -124,17 +124,18 @@ def _predict(training: step.Training, params, arrays: dict[str, np.ndarray],
   return {key: value[keep][position] for key, value in merged.items()}
 
 
-def _run_seed(seed: int, config, train_config, task: tasks.TaskData, training: step.Training,
+def _run_seed(seed: int, config, task: tasks.TaskData, training: step.Training,
               source: pretrained.Pretrained, seed_dir: str) -> dict[str, float]:
+  train_config = config.train
   results_path = os.path.join(seed_dir, workdir_lib.RESULTS_FILE)
   if os.path.exists(results_path):
     logging.info('seed %d: finished earlier (%s)', seed, results_path)
     with open(results_path, encoding='utf-8') as f:
       return json.load(f)
-  rows = task.train
   placement = data.Placement(training.batch_sharding, train_config.batch_size)
   batches = pipeline.TrainBatches(
-      len(rows['input_ids']), lambda indices: {key: value[indices] for key, value in rows.items()},
+      len(task.train['input_ids']),
+      lambda indices: {key: value[indices] for key, value in task.train.items()},
       dataset_key=task.fingerprint, batch_size=train_config.batch_size, rows=placement.rows,
       seed=seed)
   checkpoints = checkpoint.Checkpoints(os.path.join(seed_dir, 'checkpoints'),
@@ -179,9 +180,8 @@ def finetune(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float
 
   Raises UserError when another run holds one of the seeds, or this config does not fit the run in
   workdir (nothing in it is written then)."""
-  seeds = validation.finetuning_seeds(config)
-  source = pretrained.open_source(config)
-  validation.validate_finetuning(config, source.config.model)
+  requested = config
+  config, seeds, source, task = resolve(config)
   workdir_lib.make(workdir)
   # Each seed is locked on its own, so that jobs with other seeds may share the workdir.
   with contextlib.ExitStack() as held:
@@ -189,15 +189,28 @@ def finetune(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float
       seed_dir = os.path.join(workdir, f'seed_{seed}')
       os.makedirs(seed_dir, exist_ok=True)
       held.enter_context(workdir_lib.lock(seed_dir))
-    return _finetune(config, workdir, seeds, source)
+    # The config as given is what a rerun must match: the paper's defaults are resolved again.
+    _claim_workdir(workdir, requested, source, task)
+    return _finetune(config, workdir, seeds, source, task)
+
+
+def resolve(config: ml_collections.ConfigDict
+            ) -> tuple[ml_collections.ConfigDict, list[int], pretrained.Pretrained, tasks.TaskData]:
+  """The run's final config, checked once before anything is built or written: config.train with
+  the paper's defaults filled in and the step counts derived from epochs; with it the seeds, the
+  model it starts from and the task, read with that model's tokenizer."""
+  seeds = validation.finetuning_seeds(config)
+  source = pretrained.open_source(config)
+  validation.validate_finetuning(config, source.config.model)
+  task = _load_task(config, source.tokenizer)
+  config = config.copy_and_resolve_references()
+  config.train = _resolve_train(config, task, source.config.model)
+  return config, seeds, source, task
 
 
 def _finetune(config: ml_collections.ConfigDict, workdir: str, seeds: list[int],
-              source: pretrained.Pretrained) -> dict[str, float]:
-  model_config = source.config.model
-  task = _load_task(config, source.tokenizer)
-  _claim_workdir(workdir, config, source, task)
-  train_config = _resolve_train(config, task, model_config)
+              source: pretrained.Pretrained, task: tasks.TaskData) -> dict[str, float]:
+  model_config, train_config = source.config.model, config.train
   mesh = sharding.make_mesh(config.mesh)
   lr_factor = optimizer.layerwise_decay(model_config.num_layers, train_config.layerwise_lr_decay,
                                         original=train_config.original_layer_decay)
@@ -209,7 +222,7 @@ def _finetune(config: ml_collections.ConfigDict, workdir: str, seeds: list[int],
 
   per_seed = {}
   for seed in seeds:
-    per_seed[seed] = _run_seed(seed, config, train_config, task, training, source,
+    per_seed[seed] = _run_seed(seed, config, task, training, source,
                                os.path.join(workdir, f'seed_{seed}'))
     logging.info('seed %d: %s', seed, _format(per_seed[seed]))
   median = {name: float(np.median([r[name] for r in per_seed.values()]))

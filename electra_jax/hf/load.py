@@ -14,6 +14,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from electra_jax import sharding
 from electra_jax.data import wordpiece
 from electra_jax.errors import UserError
 from electra_jax.hf import convert, folder
@@ -38,10 +39,8 @@ def _pair(path: str) -> tuple[str, str]:
 def place(arrays: dict, abstract: dict) -> dict:
   """Host numpy arrays -> global jax.Arrays with the shardings of `abstract`; each process supplies
   the shards its devices hold."""
-  return jax.tree.map(
-      lambda value, spec: jax.make_array_from_callback(value.shape, spec.sharding,
-                                                       lambda index: value[index]),
-      arrays, abstract)
+  return jax.tree.map(lambda value, spec: sharding.host_to_global(value, spec.sharding), arrays,
+                      abstract)
 
 
 def pretraining_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
