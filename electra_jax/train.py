@@ -13,7 +13,6 @@ import numpy as np
 from electra_jax import (checkpoint, data, flops, loop, model, optimizer, rtd, sharding, step,
                          validation)
 from electra_jax import workdir as workdir_lib
-from electra_jax.data import tokenizer as tokenizer_lib
 from electra_jax.hf import load as hf_load
 from electra_jax.metric_writer import MetricWriter, TrainLog
 
@@ -38,25 +37,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.
   Raises UserError when another run holds the workdir or this config does not fit the run in it
   (nothing in it is written then), and preemption.Stopped when SIGTERM/SIGINT stopped it early (a
   checkpoint was written)."""
-  config, tokenizer = resolve(config)
+  config, text = resolve(config)
   workdir_lib.make(workdir)
   with workdir_lib.lock(workdir):
-    return _train(config, tokenizer, workdir)
+    return _train(config, text, workdir)
 
 
-def resolve(config: ml_collections.ConfigDict
-            ) -> tuple[ml_collections.ConfigDict, tokenizer_lib.Tokenizer | None]:
-  """The run's final config, checked once before anything is built or written, and its tokenizer:
-  the model sizes and tokenizer of config.init_from_hf, validation.py's checks, then the tokenizer
-  (given, or trained on the corpus once and cached), whose special ids the config takes (its own
-  checks: every special piece present, its pieces within config.model.vocab_size)."""
+def resolve(config: ml_collections.ConfigDict) -> tuple[ml_collections.ConfigDict, data.Text | None]:
+  """The run's final config, checked once before anything is built or written, and its corpus and
+  tokenizer: the model sizes and tokenizer of config.init_from_hf, validation.py's checks, then the
+  corpus and its tokenizer (given, or trained on the corpus once and cached), whose special ids the
+  config takes (its own checks: every special piece present, its pieces within model.vocab_size)."""
   if config.init_from_hf:
     config = hf_load.pretraining_config(config)
   validation.validate(config, jax.device_count(), jax.process_count())
   return data.resolve(config)
 
 
-def _train(config: ml_collections.ConfigDict, tokenizer: tokenizer_lib.Tokenizer | None,
+def _train(config: ml_collections.ConfigDict, text: data.Text | None,
            workdir: str) -> step.TrainState:
   checkpoint_dir = os.path.join(workdir, 'checkpoints')
   if checkpoint.has_checkpoint(checkpoint_dir):  # Without one there is nothing to resume.
@@ -66,7 +64,7 @@ def _train(config: ml_collections.ConfigDict, tokenizer: tokenizer_lib.Tokenizer
   training = step.build(step.pretraining_objective(config), *optimizer.create(config.train), mesh,
                         config.mesh.rules)
   placement = data.Placement(training.batch_sharding, config.train.batch_size)
-  inputs = data.prepare(config, placement.rows)
+  inputs = data.prepare(config, placement.rows, text)
   _log_setup(config, mesh, training)
   checkpoints = checkpoint.Checkpoints(checkpoint_dir, every=config.train.checkpoint_every,
                                        keep=config.train.keep_checkpoints)
@@ -81,7 +79,7 @@ def _train(config: ml_collections.ConfigDict, tokenizer: tokenizer_lib.Tokenizer
   else:
     state, loop_state = restored
     logging.info('resumed from %s at step %d', checkpoints.directory, int(state.step))
-  workdir_lib.record(workdir, config, tokenizer)  # For fine-tuning and export.
+  workdir_lib.record(workdir, config, inputs.tokenizer)  # For fine-tuning and export.
 
   total = config.train.steps
   first = int(state.step)

@@ -20,8 +20,8 @@ examples (data/examples.py) -> a cached TFDS array_record dataset (data/dataset.
 Masking is not part of the data: it is drawn on device, every step (electra_jax/rtd.py).
 """
 
-from electra_jax.data.inputs import (Data, Placement, build, cache_dir, data_dir, load_corpus,
+from electra_jax.data.inputs import (Data, Placement, Text, build, cache_dir, data_dir, load_corpus,
                                      load_tokenizer, prepare, resolve, with_special_ids)
 
-__all__ = ['Data', 'Placement', 'build', 'cache_dir', 'data_dir', 'load_corpus', 'load_tokenizer',
-           'prepare', 'resolve', 'with_special_ids']
+__all__ = ['Data', 'Placement', 'Text', 'build', 'cache_dir', 'data_dir', 'load_corpus',
+           'load_tokenizer', 'prepare', 'resolve', 'with_special_ids']

@@ -81,28 +81,34 @@ def with_special_ids(config: ml_collections.ConfigDict,
   return config
 
 
-def resolve(config: ml_collections.ConfigDict
-            ) -> tuple[ml_collections.ConfigDict, tokenizer_lib.Tokenizer | None]:
-  """(config with the tokenizer's special ids, the tokenizer): loaded, or trained on the corpus once
-  and cached (process 0 first). The synthetic source has no tokenizer: config as it is, None."""
+@dataclasses.dataclass(frozen=True)
+class Text:
+  """A source with text, resolved: its corpus and the tokenizer for it."""
+  corpus: corpus.Corpus
+  tokenizer: tokenizer_lib.Tokenizer
+
+
+def _text(config: ml_collections.ConfigDict) -> Text:
+  text = load_corpus(config)
+  return Text(text, load_tokenizer(config, text))
+
+
+def resolve(config: ml_collections.ConfigDict) -> tuple[ml_collections.ConfigDict, Text | None]:
+  """(config with the tokenizer's special ids, the corpus and its tokenizer: loaded, or trained on
+  the corpus once and cached, process 0 first). The synthetic source has no text: (config, None)."""
   if config.data.source == 'synthetic':
     return config, None
-  tokenizer = _in_turn(lambda: load_tokenizer(config, load_corpus(config)))
-  return with_special_ids(config, tokenizer), tokenizer
+  text = _in_turn(lambda: _text(config))
+  return with_special_ids(config, text.tokenizer), text
 
 
-def build(config: ml_collections.ConfigDict
-          ) -> tuple[str, ml_collections.ConfigDict, tokenizer_lib.Tokenizer]:
-  """Builds (or finds) the dataset for config; returns its directory, the config with the
-  tokenizer's special ids, and the tokenizer."""
-  text = load_corpus(config)
-  tokenizer = load_tokenizer(config, text)
-  config = with_special_ids(config, tokenizer)
+def build(config: ml_collections.ConfigDict, text: Text) -> str:
+  """Builds (or finds) the dataset of `text` for config; returns its directory."""
   plan = dataset.BuildPlan(
-      corpus=text, tokenizer=tokenizer, max_length=config.data.max_seq_length,
+      corpus=text.corpus, tokenizer=text.tokenizer, max_length=config.data.max_seq_length,
       seed=config.data.build_seed, eval_fraction=config.data.eval_fraction,
       max_eval_examples=config.data.max_eval_examples, processes=config.data.build_processes)
-  return dataset.build(data_dir(config), plan), config, tokenizer
+  return dataset.build(data_dir(config), plan)
 
 
 def _in_turn(fn):
@@ -115,9 +121,11 @@ def _in_turn(fn):
   return fn() if jax.process_index() != 0 else result
 
 
-def prepare(config: ml_collections.ConfigDict, rows: np.ndarray | None = None) -> Data:
+def prepare(config: ml_collections.ConfigDict, rows: np.ndarray | None = None,
+            text: Text | None = None) -> Data:
   """The train iterator and eval batches of this process: `rows` of every global batch
-  (Placement.rows; None = all, for a single process)."""
+  (Placement.rows; None = all, for a single process). `text` is what resolve(config) returned
+  for a config it resolved (config then holds its special ids); without it, prepare resolves."""
   rows = np.arange(config.train.batch_size) if rows is None else rows
   max_length = config.data.max_seq_length
   if config.data.source == 'synthetic':
@@ -131,8 +139,10 @@ def prepare(config: ml_collections.ConfigDict, rows: np.ndarray | None = None) -
     return Data(config, synthetic(config.train.seed),
                 [held_out.batch(i) for i in range(config.train.eval_batches)], tokenizer=None)
 
-  path, config, tokenizer = _in_turn(lambda: build(config))
-  word_starts = tokenizer.word_starts() if config.objective.whole_word_masking else None
+  if text is None:
+    config, text = resolve(config)
+  path = _in_turn(lambda: build(config, text))
+  word_starts = text.tokenizer.word_starts() if config.objective.whole_word_masking else None
   train_split = dataset.open_split(path, 'train')
   train = pipeline.TrainBatches(
       len(train_split), pipeline.reader(train_split, max_length, word_starts),
@@ -148,7 +158,7 @@ def prepare(config: ml_collections.ConfigDict, rows: np.ndarray | None = None) -
   if config.train.eval_every and not eval_batches:
     logging.warning('no evaluation: the validation split has fewer than %d examples (one batch)',
                     config.train.batch_size)
-  return Data(config, train, eval_batches, tokenizer)
+  return Data(config, train, eval_batches, text.tokenizer)
 
 
 class Placement:
