@@ -1,12 +1,13 @@
 r"""Throughput of our RTD training step against the same step in Hugging Face transformers+PyTorch.
 
-  python bench/compare_hf.py --config=configs/small.py --batch_size=32 --seq_len=128 --steps=10 \
+  python -m bench.compare_hf --config=configs/small.py --batch_size=32 --seq_len=128 --steps=10 \
       --dtype=float32
 
-(or `python -m bench.compare_hf ...`). The flags are electra_jax/bench.py's. In one process it times
-ours (electra_jax.bench.measure) and then theirs, both with bench.time_steps: the same warmup, the
-same number of timed steps, batches made outside the timing, and each step finished before the clock
-stops. It prints our report, theirs, the ratio ours/theirs of tokens/s and, last, one JSON object.
+from the repository root (bench/ is a package, as configs/ is). The flags are electra_jax/bench.py's.
+In one process it times ours (electra_jax.bench.measure) and then theirs, both with bench.time_steps:
+the same warmup, the same number of timed steps, batches made outside the timing, and each step
+finished before the clock stops. It prints our report, theirs, the ratio ours/theirs of tokens/s
+and, last, one JSON object.
 
 The same on both sides: the model sizes (config.model, through hf/convert.py's config.json), the
 synthetic batch stream (same seed), the masking (round(real tokens * mask_prob) distinct non-special
@@ -25,24 +26,20 @@ to a multiple of 128 (those logits are -inf), theirs does not; their weight init
 
 import importlib.metadata
 import json
-import os
 import sys
 
-# Run as a script, sys.path[0] is bench/; the repository root must be importable for electra_jax.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import app, flags
+import jax
+import ml_collections
+import numpy as np
+import torch
+import torch.nn.functional as F
+import transformers
 
-from absl import app, flags  # pylint: disable=g-import-not-at-top
-import jax  # pylint: disable=g-import-not-at-top
-import ml_collections  # pylint: disable=g-import-not-at-top
-import numpy as np  # pylint: disable=g-import-not-at-top
-import torch  # pylint: disable=g-import-not-at-top
-import torch.nn.functional as F  # pylint: disable=g-import-not-at-top
-import transformers  # pylint: disable=g-import-not-at-top
-
-from electra_jax import bench, cli, rtd  # pylint: disable=g-import-not-at-top
-from electra_jax.data.synthetic import SyntheticSource  # pylint: disable=g-import-not-at-top
-from electra_jax.errors import UserError  # pylint: disable=g-import-not-at-top
-from electra_jax.hf import convert  # pylint: disable=g-import-not-at-top
+from electra_jax import bench, cli, rtd
+from electra_jax.data.synthetic import SyntheticSource
+from electra_jax.errors import UserError
+from electra_jax.hf import convert
 
 FLAGS = flags.FLAGS  # --config, --batch_size, --seq_len, --dtype, --steps, --warmup: bench.py's.
 
@@ -113,7 +110,8 @@ def rtd_losses(models: torch.nn.ModuleDict, batch: dict, config: ml_collections.
       input_ids, input_mask, special_ids=(data.pad_id, data.cls_id, data.sep_id),
       mask_prob=objective.mask_prob, num_slots=rtd.max_predictions(config))
   targets = input_ids.gather(1, positions)
-  show_mask = torch.rand(positions.shape, device=input_ids.device) < objective.mask_token_fraction
+  show_mask = (torch.rand(positions.shape, device=input_ids.device)
+               < rtd.masking_fractions(objective)[0])
   masked = scatter(input_ids, positions, weights, torch.where(show_mask, data.mask_id, targets))
 
   # As ours: the head (and its vocabulary-wide matmul) only at the chosen positions.

@@ -1,7 +1,9 @@
 r"""The paper's central result, small: RTD against the MLM baseline at equal compute, and both against
 random weights, fine-tuned on offline tasks (Clark et al., ICLR 2020, Table 1 and Figure 3).
 
-  python bench/quality.py --output=runs/quality        # about 30 minutes on 2 CPU cores
+  python -m bench.quality --output=runs/quality        # about 30 minutes on 2 CPU cores
+
+from the repository root (bench/ is a package, as configs/ is).
 
 1. Pre-trains --config (the README's quick start, RTD) and the MLM baseline of the discriminator's
    sizes (BERT's 80/10/10 masking) on the builtin corpus, for the same model FLOPs
@@ -26,12 +28,9 @@ import os
 import sys
 import sysconfig
 
-# Run as a script, sys.path[0] is bench/; the repository root must be importable.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app, flags  # pylint: disable=g-import-not-at-top
-import jax  # pylint: disable=g-import-not-at-top
-import matplotlib  # pylint: disable=g-import-not-at-top
+from absl import app, flags
+import jax
+import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import ml_collections  # pylint: disable=g-import-not-at-top
@@ -223,7 +222,7 @@ def _write_doc(doc: str, configs, curves, downstream, sizes, seeds: str, toy: bo
   rtd, mlm = configs['rtd'], configs['mlm']
   lines = [
       '## RTD against MLM at equal compute, and against random weights', '',
-      'Written by `python bench/quality.py' + (' --toy' if toy else '') + '` on '
+      'Written by `python -m bench.quality' + (' --toy' if toy else '') + '` on '
       f'{jax.devices()[0].device_kind} ({os.cpu_count()} cores), jax {jax.__version__}. '
       f'Fine-tuning: the README\'s command (configs/finetune/classification.py), seeds {seeds}; '
       'each cell is the median dev accuracy over the seeds, with the lowest and highest.', '',

@@ -44,14 +44,18 @@ def get_config() -> ml_collections.ConfigDict:
   # 'rtd': ELECTRA. 'mlm': the paper's BERT baseline, a masked LM of the discriminator's sizes and
   # no generator (fine-tuning and export read it like an RTD run; gen_weight/disc_weight unused).
   config.objective.kind = 'rtd'
-  config.objective.mask_prob = 0.15  # Fraction of real tokens chosen for the generator to predict.
+  # Fraction of real tokens chosen for the generator to predict: below 1 for rtd (the discriminator
+  # starts at its log-odds), up to 1 for mlm.
+  config.objective.mask_prob = 0.15
   config.objective.max_predictions = 0  # Cap per sequence; 0 = int((mask_prob + 0.005) * max_seq_length).
   # Choose whole words: every piece of a word or none (BERT's whole word masking). Words come from the
   # tokenizer ('▁' begins a sentencepiece word, '##' continues a WordPiece one); no rebuild needed.
   config.objective.whole_word_masking = False
-  config.objective.mask_token_fraction = 0.85  # Chosen positions shown as [MASK]...
-  config.objective.random_token_fraction = 0.0  # ...as a random token; the rest keep their own.
-  # (BERT's 80/10/10 masking: mask_token_fraction=0.8, random_token_fraction=0.1.)
+  # Of the chosen positions, the share shown as [MASK], and as a random token (uniform over the
+  # vocabulary, as BERT draws it); the rest keep their own. Unset (None): the kind's, 0.85 and 0 for
+  # rtd (the paper's), 0.8 and 0.1 for mlm (BERT's 80/10/10); config.json holds the values used.
+  config.objective.mask_token_fraction = ml_collections.config_dict.placeholder(float)
+  config.objective.random_token_fraction = ml_collections.config_dict.placeholder(float)
   config.objective.gen_weight = 1.0  # Weight of the generator's masked-LM loss.
   config.objective.disc_weight = 50.0  # Weight of the discriminator's replaced-token loss.
   config.objective.temperature = 1.0  # Sampling temperature of the generator's softmax.
@@ -93,7 +97,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict()
   # > 0: the generator gets its own optimizer (clipping and Adam) at this peak rate, on the same
   # schedule (Dong et al., ICML 2023: one Adam over both models undoes the loss weighting between
-  # them). 0: one optimizer for everything at learning_rate.
+  # them); under 'gdes' so does the shared token table, which only the generator's loss trains.
+  # 0: one optimizer for everything at learning_rate.
   config.train.generator_learning_rate = 0.0
   config.train.warmup_steps = 10_000  # Linear warmup from 0; then linear decay to 0 at `steps`.
   config.train.adam_b1 = 0.9

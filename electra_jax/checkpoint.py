@@ -19,7 +19,12 @@ from electra_jax.errors import UserError
 
 def has_checkpoint(directory: str) -> bool:
   """Whether `directory` holds a complete checkpoint; looks without creating or cleaning anything."""
-  return bool(ocp.utils.checkpoint_steps(directory))
+  return latest_step(directory) is not None
+
+
+def latest_step(directory: str) -> int | None:
+  """The step of the newest complete checkpoint in `directory`, looking as has_checkpoint does."""
+  return max(ocp.utils.checkpoint_steps(directory), default=None)
 
 
 class Checkpoints:
@@ -51,13 +56,15 @@ class Checkpoints:
       raise self._does_not_fit(step, _first_line(e)) from e
     return restored.state, restored.data
 
-  def restore_part(self, abstract_part: dict) -> dict:
+  def restore_part(self, abstract_part: dict, step: int | None = None) -> dict:
     """The arrays named by `abstract_part` (a nested dict shaped like a part of the saved train
-    state, e.g. {'params': {'embeddings': ...}}, of jax.ShapeDtypeStructs with shardings) from the
-    newest checkpoint; nothing else is read. UserError if there is no checkpoint or a shape differs."""
-    step = self._manager.latest_step()
-    if step is None:
-      raise UserError(f'{self.directory} holds no checkpoint')
+    state, e.g. {'params': {'embeddings': ...}}, of jax.ShapeDtypeStructs with shardings) from
+    checkpoint `step` (default the newest); nothing else is read. UserError if there is no such
+    checkpoint or a shape differs."""
+    step = self._manager.latest_step() if step is None else step
+    if step is None or step not in self._manager.all_steps():
+      raise UserError(f'{self.directory} holds no checkpoint{"" if step is None else f" {step}"}; '
+                      'was it deleted?')
     self._check_shapes(step, abstract_part)
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(

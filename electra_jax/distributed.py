@@ -5,10 +5,16 @@ so that jitted steps see all devices of all hosts as one mesh. It must run befor
 device. On CPU the cross-process collectives are gloo (JAX's default for CPU).
 """
 
+from typing import Callable, TypeVar
+
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
+import numpy as np
 
 from electra_jax.errors import UserError
+
+T = TypeVar('T')
 
 _NOTHING_DETECTED = 'coordinator_address should be defined'
 
@@ -40,3 +46,21 @@ def initialize(coordinator_address: str | None, num_processes: int | None,
       return
   logging.info('process %d of %d, %d of %d devices here', jax.process_index(), jax.process_count(),
                jax.local_device_count(), jax.device_count())
+
+
+def on_process_0(fn: Callable[[], T]) -> T | None:
+  """fn() on process 0 only (None elsewhere), and its failure on every process: the others raise too,
+  instead of waiting in the job's next collective for a process that has exited."""
+  result, failure = None, None
+  if jax.process_index() == 0:
+    try:
+      result = fn()
+    except BaseException as e:  # pylint: disable=broad-exception-caught  (raised again below)
+      failure = e
+  if jax.process_count() > 1:
+    failed = int(multihost_utils.broadcast_one_to_all(np.int32(failure is not None)))
+    if failed and failure is None:
+      raise UserError('process 0 failed; its error says why')
+  if failure is not None:
+    raise failure
+  return result

@@ -7,18 +7,20 @@ A pre-training run becomes OUT/discriminator (ElectraForPreTraining) and OUT/gen
 becomes OUT itself: ElectraForSequenceClassification
 (classification, regression) or ElectraForTokenClassification (tagging), from its median seed unless
 --seed names one. Every folder holds config.json, model.safetensors and the tokenizer files. OUT must not
-exist; it appears only once everything in it is written.
+exist; it appears only once everything in it is written, and never replaces what appeared meanwhile.
 """
 
+import glob
+import hashlib
 import json
 import os
 import shutil
 
-from absl import flags
+from absl import flags, logging
 from flax import nnx
 import jax
 
-from electra_jax import checkpoint, cli, model, workdir
+from electra_jax import checkpoint, cli, files, lease, model, workdir
 from electra_jax.data import wordpiece
 from electra_jax.errors import UserError
 from electra_jax.finetune.model import Finetuner
@@ -65,16 +67,11 @@ def _pretrained(run: workdir.Run, output: str) -> list[tuple[str, str]]:
 
 
 def _seed_dir(directory: str, main_metric: str, seed: int | None) -> str:
-  finished = {}
-  for name in os.listdir(directory):
-    results = os.path.join(directory, name, workdir.RESULTS_FILE)
-    if name.startswith('seed_') and os.path.isfile(results):
-      with open(results, encoding='utf-8') as f:
-        finished[int(name[len('seed_'):])] = json.load(f)
+  finished = workdir.finished_seeds(directory)
   if seed is None:
     if not finished:
       raise UserError(f'{directory} has no finished seed yet; rerun the fine-tuning command first')
-    seed = workdir.median_seed(dict(sorted(finished.items())), main_metric)
+    seed = workdir.median_seed(finished, main_metric)
   elif seed not in finished:
     raise UserError(f'--seed={seed}: {directory} has no finished seed_{seed}; finished: '
                     f'{", ".join(map(str, sorted(finished))) or "none"}')
@@ -120,21 +117,37 @@ def export(workdir_path: str, output: str, seed: int | None = None) -> list[tupl
     raise UserError(f'--output={output} already exists; give a new directory')
   os.makedirs(os.path.dirname(output), exist_ok=True)
   # Everything is written under another name, and OUT appears by one rename once complete: an export
-  # killed midway leaves only OUT.partial<pid>, and never replaces an OUT that appeared meanwhile.
-  partial = f'{output}.partial{os.getpid()}'
+  # killed midway leaves only OUT.partial-<machine>-<pid> (the next export to OUT removes it), and
+  # never replaces an OUT that appeared meanwhile.
+  _remove_killed_exports(output)
+  partial = f'{output}.partial-{_machine()}-{os.getpid()}'
   try:
     if 'task' in run.config:
       written = _finetuned(run, partial, seed)
     else:
       written = _pretrained(run, partial)
     try:
-      os.rename(partial, output)
+      files.rename_new(partial, output)
     except OSError as e:
       raise UserError(f'--output={output} appeared while exporting ({e.strerror}); give a new '
                       'directory') from e
   finally:
     shutil.rmtree(partial, ignore_errors=True)
   return written
+
+
+def _machine() -> str:
+  """This machine and PID namespace (lease.machine), short enough for a folder name."""
+  return hashlib.sha256(json.dumps(lease.machine(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _remove_killed_exports(output: str) -> None:
+  """Removes what exports to `output` that were killed on this machine left."""
+  for partial in glob.glob(glob.escape(output) + '.partial-*'):
+    machine, _, pid = partial[len(output) + len('.partial-'):].partition('-')
+    if machine == _machine() and pid.isdigit() and not lease.running_here(int(pid)):
+      logging.info('removing %s, left by an export that was killed', partial)
+      shutil.rmtree(partial, ignore_errors=True)
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The step loop that pre-training and fine-tuning share: dispatch step n+1, then read step n;
-the non-finite policy; checkpoint cadence; preemption; the eval hook; the profile window. Also
-`pipelined`, the same dispatch-then-read for evaluation and prediction passes."""
+the non-finite policy; checkpoint cadence; preemption; a lost workdir lock; the eval hook; the profile
+window. Also `pipelined`, the same dispatch-then-read for evaluation and prediction passes."""
 
 import contextlib
 from typing import Any, Callable, Iterable, Iterator
@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterable, Iterator
 from absl import logging
 import jax
 
-from electra_jax import checkpoint, data, preemption, step, validation
+from electra_jax import checkpoint, data, lease, preemption, step, validation
 from electra_jax.errors import UserError
 from electra_jax.metric_writer import TrainLog
 
@@ -62,13 +62,16 @@ def run_steps(training: step.Training, state: step.TrainState, batches, placemen
               rng: jax.Array, *, total: int, log: TrainLog, checkpoints: checkpoint.Checkpoints,
               nonfinite: str, loop_state: dict | None = None,
               evaluate: Callable[[int, Any], None] | None = None,
-              eval_every: int = 0, profiler: StepProfiler | None = None) -> step.TrainState:
+              eval_every: int = 0, profiler: StepProfiler | None = None,
+              held: lease.Hold | None = None) -> step.TrainState:
   """Steps from state.step to `total`, checkpointing as due and always at the end; with eval_every,
-  calls evaluate(step, params) every eval_every steps and after the last; `profiler` traces its
+  calls evaluate(step, params) every eval_every steps and after the last, before that step's
+  checkpoint (a run killed in between evaluates it again when it resumes); `profiler` traces its
   window of steps. `loop_state` is what a restored checkpoint holds besides the train state.
 
-  Raises preemption.Stopped after checkpointing when SIGTERM/SIGINT asks to stop, and UserError at a
-  non-finite step when `nonfinite` is 'stop'.
+  Raises preemption.Stopped after checkpointing when SIGTERM/SIGINT asks to stop, UserError at a
+  non-finite step when `nonfinite` is 'stop', and lease.LockLost, without checkpointing, once
+  `held` (the workdir's locks) is lost: on every process, at the same step.
   """
   skipped = 0
   if loop_state is not None:
@@ -98,6 +101,7 @@ def run_steps(training: step.Training, state: step.TrainState, batches, placemen
   # read first, so that nothing non-finite is ever saved as a good checkpoint.
   pending = None
   profiler = profiler or StepProfiler()
+  held = held or lease.Hold([])
   with preemption.StopRequests() as stops, contextlib.closing(profiler):
     for step_index in range(int(state.step), total):
       with profiler.step(step_index):  # Host input included: the profile's step time is it all.
@@ -107,17 +111,22 @@ def run_steps(training: step.Training, state: step.TrainState, batches, placemen
         check_and_record(*pending)
       done = step_index + 1
       pending = (done, metrics)
+      if held.lost():  # Known to process 0 only: the others learn it at the next agreed stop.
+        if jax.process_count() == 1:
+          held.check()
+        stops.request()
       stop = stops.requested(done)
       save = stop or checkpoints.due(done) or done == total
       evaluating = eval_every and (done % eval_every == 0 or done == total)
       if save or evaluating:
         check_and_record(*pending)
         pending = None
-      if save:
-        checkpoints.save(done, state, {'data': batches.get_state(), 'log': log.get_state(),
-                                       'skipped': skipped})
       if evaluating:
         evaluate(done, state.params)
+      if save:
+        held.check_everywhere()
+        checkpoints.save(done, state, {'data': batches.get_state(), 'log': log.get_state(),
+                                       'skipped': skipped})
       if stop:
         checkpoints.wait()
         raise preemption.Stopped(done, checkpoints.path(done))

@@ -4,11 +4,14 @@ only keep the loop's bookkeeping, so every host runs the same code."""
 import json
 import os
 import time
+from typing import Callable
 
 from absl import logging
 import jax
 import numpy as np
 from tensorboardX import SummaryWriter
+
+from electra_jax import files
 
 
 def _format_duration(seconds: float) -> str:
@@ -20,11 +23,14 @@ def _format_duration(seconds: float) -> str:
 class MetricWriter:
 
   def __init__(self, workdir: str, *, first_step: int, total_steps: int,
-               console: tuple[str, ...] | None = None):
-    """`console` names the metrics shown on the console line (None: all); files get every one."""
+               console: tuple[str, ...] | None = None, may_write: Callable[[], bool] | None = None):
+    """`console` names the metrics shown on the console line (None: all); files get every one.
+    `may_write()` is asked before every write, which it skips when False (the workdir's lock is
+    lost)."""
     self._enabled = jax.process_index() == 0
     self._total_steps = total_steps
     self._console = console
+    self._may_write = may_write or (lambda: True)
     self._jsonl_path = os.path.join(workdir, 'metrics.jsonl')
     if not self._enabled:
       return
@@ -37,17 +43,21 @@ class MetricWriter:
     for them, so that metrics.jsonl holds each step once."""
     if not os.path.exists(self._jsonl_path):
       return
+    kept = []
     with open(self._jsonl_path, encoding='utf-8') as f:
-      kept = [line for line in f if line.strip() and json.loads(line)['step'] <= step]
-    tmp = self._jsonl_path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-      f.writelines(kept)
-    os.replace(tmp, self._jsonl_path)
+      for line in f:
+        try:
+          if json.loads(line)['step'] <= step:
+            kept.append(line.rstrip('\n') + '\n')  # A whole record that lost only its line end.
+        except (ValueError, KeyError, TypeError):  # The line a kill cut short, say.
+          if line.strip():
+            logging.warning('%s: dropping a line that is not a record: %.80r', self._jsonl_path, line)
+    files.write_atomically(self._jsonl_path, ''.join(kept))
 
   def write(self, step: int, metrics: dict[str, float], *, split: str = 'train',
             seconds_per_step: float | None = None, warning: str | None = None) -> None:
     """`warning` (one line) is printed and kept in the record as its `warning` field."""
-    if not self._enabled:
+    if not self._enabled or not self._may_write():
       return
     record = {'step': step, 'split': split, **metrics}
     if warning:

@@ -93,11 +93,20 @@ def layerwise_decay(num_layers: int, decay: float, *, original: bool = False
 
 
 def generator_labels(params):
-  """'generator' for the generator's own parameters (its encoder and head, and its embeddings when
-  untied), 'rest' for everything else, shared embeddings included."""
-  return jax.tree_util.tree_map_with_path(
-      lambda path, _: 'generator' if path[0].key in ('generator', 'generator_embeddings') else 'rest',
-      params)
+  """'generator' for what only the generator's loss trains: its encoder and head, its embeddings when
+  untied, and under GDES (an `embedding_delta` beside the shared block) the shared token table, which
+  the discriminator reads through a stop_gradient. 'rest' for everything else, the embeddings that both
+  losses train (shared tables, GDES's positions, segments and LayerNorm) and the GDES delta included."""
+  # Not always a dict: optax.tree_map_params (step.build) labels a placeholder with no leaves.
+  gdes = isinstance(params, dict) and 'embedding_delta' in params
+  gdes_table = ('embeddings', 'word_embeddings') if gdes else None
+
+  def label(path, _):
+    keys = tuple(getattr(entry, 'key', None) for entry in path)
+    generator_only = keys[0] in ('generator', 'generator_embeddings') or keys[:2] == gdes_table
+    return 'generator' if generator_only else 'rest'
+
+  return jax.tree_util.tree_map_with_path(label, params)
 
 
 def create(train: ml_collections.ConfigDict, lr_factor: Callable[[str], float] | None = None
@@ -105,8 +114,8 @@ def create(train: ml_collections.ConfigDict, lr_factor: Callable[[str], float] |
   """The optimizer of `train` (a config.train section); `lr_factor` scales the learning rate per
   parameter path (fine-tuning's layer-wise decay). The schedule is the unscaled rate.
 
-  With train.generator_learning_rate, the generator's parameters get an optimizer of their own
-  (clipping, Adam, weight decay) at that rate."""
+  With train.generator_learning_rate, the generator's parameters (generator_labels) get an optimizer of
+  their own (clipping, Adam, weight decay) at that rate."""
   schedule = learning_rate_schedule(train)
   tx = _chain(train, schedule, lr_factor)
   if train.get('generator_learning_rate'):

@@ -47,8 +47,14 @@ class StopRequests:
     logging.warning('%s: stopping after the current step with a checkpoint (send it again to stop '
                     'at once, without one)', signal.Signals(signum).name)
     signal.signal(signum, signal.SIG_DFL)
+    self.request()
+
+  def request(self) -> None:
+    """Asks every process to stop at the same step, as a signal does; once is enough."""
+    if self._received:
+      return
     self._received = True
-    if self._multi_process:
+    if self._multi_process:  # Through the sync service, which listens for SIGTERM.
       os.kill(os.getpid(), signal.SIGTERM)
 
   def requested(self, step: int) -> bool:

@@ -10,8 +10,9 @@ One step, in the paper's order:
   discriminator    one logit per position -> disc_loss over all real tokens   (L_Disc)
   loss = gen_weight * L_MLM + disc_weight * L_Disc                           (equation 1, lambda = 50)
 `rtd_loss` composes them; everything else here is a plain array function. `mlm_objective_loss` is
-the paper's BERT baseline with the same masking, and `health_warning` reads the evaluation metrics
-for the known failure: a discriminator that has stopped learning.
+the paper's BERT baseline with the same positions, shown 80/10/10 unless configured otherwise
+(masking_fractions), and `health_warning` reads the evaluation metrics for the known failure: a
+discriminator that has stopped learning.
 """
 
 from typing import NamedTuple
@@ -28,6 +29,28 @@ class Masked(NamedTuple):
   positions: jax.Array  # [batch, P] int32 positions chosen for prediction.
   targets: jax.Array  # [batch, P] original token ids at `positions`.
   weights: jax.Array  # [batch, P] float32: 1 for a real prediction, 0 for an unused slot.
+
+
+# (mask_token_fraction, random_token_fraction) of each objective.kind when config.objective leaves
+# them unset: ELECTRA's generator input (85% [MASK], 15% kept) and BERT's 80/10/10 for its baseline.
+MASKING_DEFAULTS = {'rtd': (0.85, 0.0), 'mlm': (0.8, 0.1)}
+
+
+def masking_fractions(objective: ml_collections.ConfigDict) -> tuple[float, float]:
+  """(mask_token_fraction, random_token_fraction) of config.objective, an unset one (None) its
+  kind's default (MASKING_DEFAULTS)."""
+  defaults = MASKING_DEFAULTS[objective.kind]
+  return tuple(default if value is None else value for value, default in zip(
+      (objective.mask_token_fraction, objective.random_token_fraction), defaults))
+
+
+def with_masking_fractions(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """config with both masking fractions set (masking_fractions), so that the run's config.json says
+  what it used and a rerun is compared with that."""
+  config = config.copy_and_resolve_references()
+  objective = config.objective
+  objective.mask_token_fraction, objective.random_token_fraction = masking_fractions(objective)
+  return config
 
 
 def max_predictions(config: ml_collections.ConfigDict) -> int:
@@ -63,8 +86,10 @@ def whole_word_positions(rng, input_ids, input_mask, word_starts, *, special_ids
                          num_slots: int):
   """mask_positions' count, chosen as whole words (BERT's whole word masking): every piece of a chosen
   word and no piece of any other. `word_starts` [B, L] is true where a piece begins a word (the
-  tokenizer's `word_starts` table, read per batch by the data pipeline); a non-candidate (special
-  token, padding) is a word of its own and never chosen.
+  tokenizer's `word_starts` table, read per batch by the data pipeline). A candidate piece also starts
+  a word where its predecessor is not a candidate, or at position 0 (a word cut at the example's edge,
+  a '##' piece right after [CLS] or [SEP]); a word runs up to the next start. A non-candidate
+  (special token, padding) is a word of its own and never chosen.
 
   Words are tried in a uniformly random order; each is taken if its pieces still fit in the count,
   and a word that would overflow it is skipped for the next ones (BERT's create_pretraining_data), so
@@ -73,8 +98,9 @@ def whole_word_positions(rng, input_ids, input_mask, word_starts, *, special_ids
   """
   batch, length = input_ids.shape
   candidates, count = _candidates_and_count(input_ids, input_mask, special_ids, mask_prob, num_slots)
-  # A continuation piece right after a non-candidate (a word cut at the example's edge) starts a word.
-  starts = word_starts.astype(bool) | ~candidates
+  # Else a continuation piece after a special token would join that token's word, never chosen.
+  after_non_candidate = jnp.pad(~candidates[:, :-1], ((0, 0), (1, 0)), constant_values=True)
+  starts = word_starts.astype(bool) | ~candidates | after_non_candidate
   word_of = jnp.cumsum(starts, axis=-1) - 1  # [B, L]: the word each position belongs to.
   rows = jnp.arange(batch)[:, None]
   pieces = jnp.zeros((batch, length), jnp.int32).at[rows, word_of].add(1)  # [B, words]
@@ -280,10 +306,10 @@ class Outputs(NamedTuple):
 
 
 def _mask(rng, input_ids, positions, weights, config) -> Masked:
+  mask_token_fraction, random_token_fraction = masking_fractions(config.objective)
   return apply_mask(rng, input_ids, positions, weights, mask_id=config.data.mask_id,
-                    mask_token_fraction=config.objective.mask_token_fraction,
-                    random_token_fraction=config.objective.random_token_fraction,
-                    vocab_size=config.model.vocab_size)
+                    mask_token_fraction=mask_token_fraction,
+                    random_token_fraction=random_token_fraction, vocab_size=config.model.vocab_size)
 
 
 def rtd_outputs(model, batch: dict[str, jax.Array], rng, config: ml_collections.ConfigDict, *,
@@ -328,7 +354,7 @@ def rtd_loss(model, batch: dict[str, jax.Array], rng, config: ml_collections.Con
 
 def mlm_objective_loss(model, batch: dict[str, jax.Array], rng, config: ml_collections.ConfigDict,
                        *, deterministic: bool):
-  """The BERT baseline (config.objective.kind='mlm') with the same masking: (loss, metrics) of a
+  """The BERT baseline (config.objective.kind='mlm') with the same positions: (loss, metrics) of a
   model.MaskedLM predicting the chosen positions; the discriminator's terms have no counterpart."""
   mask_rng, show_rng, dropout_rng = jax.random.split(rng, 3)
   rngs = None if deterministic else nnx.Rngs(dropout=dropout_rng)

@@ -1,4 +1,4 @@
-"""Pre-training, top to bottom: resolve the config (HF folder, checks, tokenizer), lock the workdir,
+"""Pre-training, top to bottom: resolve the config (HF folder, checks, tokenizer), hold the workdir,
 check that the config fits the run in it, build, data, restore or init, then loop.run_steps with an
 evaluation of the fixed eval batches."""
 
@@ -10,7 +10,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from electra_jax import (checkpoint, data, flops, loop, model, optimizer, rtd, sharding, step,
+from electra_jax import (checkpoint, data, flops, lease, loop, model, optimizer, rtd, sharding, step,
                          validation)
 from electra_jax import workdir as workdir_lib
 from electra_jax.hf import load as hf_load
@@ -31,35 +31,40 @@ def _log_setup(config, mesh, training: step.Training) -> None:
                flops.step_flops(config) / 1e12, model.compute_options(config.train))
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step.TrainState:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       wait_for_lock: bool = False) -> step.TrainState:
   """Trains until config.train.steps, resuming from the newest checkpoint in workdir if there is one.
+  `wait_for_lock` waits for the lease of a run that holds the workdir but no longer renews it.
 
   Raises UserError when another run holds the workdir or this config does not fit the run in it
-  (nothing in it is written then), and preemption.Stopped when SIGTERM/SIGINT stopped it early (a
-  checkpoint was written)."""
-  config, text = resolve(config)
+  (nothing in it is written then), lease.LockLost when another run took the workdir over (nothing
+  more was written), and preemption.Stopped when SIGTERM/SIGINT stopped it early (a checkpoint was
+  written)."""
+  config, text = resolve(workdir_lib.as_started_from_hf(config, workdir))
   workdir_lib.make(workdir)
-  with workdir_lib.lock(workdir):
-    return _train(config, text, workdir)
+  with lease.hold(workdir, wait=wait_for_lock) as held:
+    return _train(config, text, workdir, held)
 
 
 def resolve(config: ml_collections.ConfigDict) -> tuple[ml_collections.ConfigDict, data.Text | None]:
   """The run's final config, checked once before anything is built or written, and its corpus and
-  tokenizer: the model sizes and tokenizer of config.init_from_hf, validation.py's checks, then the
-  corpus and its tokenizer (given, or trained on the corpus once and cached), whose special ids the
-  config takes (its own checks: every special piece present, its pieces within model.vocab_size)."""
+  tokenizer: the model sizes and tokenizer of config.init_from_hf, validation.py's checks, the masking
+  fractions of the objective's kind (rtd.with_masking_fractions), then the corpus and its tokenizer
+  (given, or trained on the corpus once and cached), whose special ids the config takes (its own
+  checks: every special piece present, its pieces within model.vocab_size)."""
   if config.init_from_hf:
     config = hf_load.pretraining_config(config)
   validation.validate(config, jax.device_count(), jax.process_count())
-  return data.resolve(config)
+  return data.resolve(rtd.with_masking_fractions(config))
 
 
-def _train(config: ml_collections.ConfigDict, text: data.Text | None,
-           workdir: str) -> step.TrainState:
+def _train(config: ml_collections.ConfigDict, text: data.Text | None, workdir: str,
+           held: lease.Hold) -> step.TrainState:
   checkpoint_dir = os.path.join(workdir, 'checkpoints')
   if checkpoint.has_checkpoint(checkpoint_dir):  # Without one there is nothing to resume.
     workdir_lib.check_fits(workdir, workdir_lib.CONFIG_FILE, config,
                            workdir_lib.PRETRAINING_RESUMABLE)
+    workdir_lib.check_tokenizer(workdir, text and text.tokenizer)
   mesh = sharding.make_mesh(config.mesh)
   training = step.build(step.pretraining_objective(config), *optimizer.create(config.train), mesh,
                         config.mesh.rules)
@@ -85,7 +90,7 @@ def _train(config: ml_collections.ConfigDict, text: data.Text | None,
   first = int(state.step)
   writer = MetricWriter(workdir, first_step=first, total_steps=total,
                         console=('loss', 'gen_loss', 'gen_accuracy', 'disc_loss', 'disc_auc',
-                                 'mlm_accuracy'))
+                                 'mlm_accuracy'), may_write=held.writable)
   log = TrainLog(writer, first_step=first, total_steps=total, every=config.train.log_every,
                  tokens_per_step=config.train.batch_size * config.data.max_seq_length,
                  flops_per_step=flops.step_flops(config), peak_flops=flops.total_peak_flops())
@@ -114,7 +119,8 @@ def _train(config: ml_collections.ConfigDict, text: data.Text | None,
                            loop_state=loop_state, evaluate=evaluate,
                            eval_every=config.train.eval_every if inputs.eval else 0,
                            profiler=loop.StepProfiler(config.train.profile_steps,
-                                                      os.path.join(workdir, 'tensorboard')))
+                                                      os.path.join(workdir, 'tensorboard')),
+                           held=held)
   finally:
     checkpoints.close()
     writer.close()

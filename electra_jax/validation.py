@@ -1,4 +1,8 @@
-"""Rejects impossible configs before anything is compiled, with one line that says what to change."""
+"""Rejects impossible configs before anything is compiled, with one line that says what to change.
+
+Pre-training's fields, and what fine-tuning shares with it. Fine-tuning's own fields are checked by
+finetune/train.py: the loop imports this module, so it must not import finetune/.
+"""
 
 import math
 
@@ -7,8 +11,6 @@ import ml_collections
 
 from electra_jax import model, rtd, sharding
 from electra_jax.errors import UserError
-from electra_jax.finetune import tasks as finetune_tasks
-from electra_jax.finetune.model import CLASSIFIER_HEADS
 
 NONFINITE = ('stop', 'skip')
 OBJECTIVES = ('rtd', 'mlm')
@@ -47,15 +49,26 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, process_count:
   _require(not (objective.kind == 'mlm' and config.init_from_hf),
            'config.init_from_hf continues an ELECTRA generator + discriminator pair; it does not '
            'start config.objective.kind=mlm')
-  _require(0 <= objective.random_token_fraction <= 1 - objective.mask_token_fraction,
-           f'config.objective.random_token_fraction={objective.random_token_fraction} must be in '
+  mask_token_fraction, random_token_fraction = rtd.masking_fractions(objective)
+  _require(0 <= random_token_fraction <= 1 - mask_token_fraction,
+           f'config.objective.random_token_fraction={random_token_fraction} must be in '
            f'[0, 1 - mask_token_fraction]')
   _require(train.generator_learning_rate >= 0, 'config.train.generator_learning_rate='
            f'{train.generator_learning_rate} must not be negative (0 = one optimizer)')
-  _require(0 < objective.mask_prob <= 1, f'config.objective.mask_prob={objective.mask_prob} must be '
-           'in (0, 1]')
-  _require(0 <= objective.mask_token_fraction <= 1,
-           f'config.objective.mask_token_fraction={objective.mask_token_fraction} must be in [0, 1]')
+  # RTD's discriminator starts at the log-odds of mask_prob (model.DiscriminatorPredictions), which
+  # is infinite at 1; the masked LM has no discriminator and may predict every token.
+  rtd_kind = objective.kind == 'rtd'
+  _require(0 < objective.mask_prob < 1 or (not rtd_kind and objective.mask_prob == 1),
+           f'config.objective.mask_prob={objective.mask_prob} must be in '
+           f'{"(0, 1) with objective.kind=rtd" if rtd_kind else "(0, 1]"}; the paper uses 0.15 '
+           '(0.25 for Large)')
+  _require(0 <= mask_token_fraction <= 1,
+           f'config.objective.mask_token_fraction={mask_token_fraction} must be in [0, 1]')
+  # Else every chosen position shows its own token: the generator learns to copy it and nothing is
+  # left to replace or predict.
+  _require(mask_token_fraction + random_token_fraction > 0,
+           'config.objective.mask_token_fraction and random_token_fraction are both 0, so no chosen '
+           "token is hidden; set mask_token_fraction (0.85 is ELECTRA's, 0.8 BERT's)")
   _require(objective.temperature > 0,
            f'config.objective.temperature={objective.temperature} must be positive')
   _require(1 <= rtd.max_predictions(config) <= data.max_seq_length,
@@ -128,38 +141,3 @@ def validate_training(config: ml_collections.ConfigDict, batch_names: tuple[str,
              f'data-parallel devices (mesh {shape}); use a multiple of {data_parallel}')
     _require(size % process_count == 0,
              f'config.train.{name}={size} is not divisible by the {process_count} processes')
-
-
-def finetuning_seeds(config: ml_collections.ConfigDict) -> list[int]:
-  """The seeds of a fine-tuning config's `seeds` ('0,1,2')."""
-  try:
-    seeds = [int(s) for s in str(config.seeds).split(',') if s.strip()]
-  except ValueError as e:
-    raise UserError(f'config.seeds={config.seeds!r} must be integers, comma-separated') from e
-  if not seeds or len(set(seeds)) != len(seeds):
-    raise UserError(f'config.seeds={config.seeds!r} must name one or more distinct seeds')
-  return seeds
-
-
-def validate_finetuning(config: ml_collections.ConfigDict,
-                        model_config: ml_collections.ConfigDict) -> None:
-  """A fine-tuning config, for the model it starts from."""
-  if config.kind not in finetune_tasks.KINDS:
-    raise UserError(f'config.kind={config.kind!r} is unknown; use one of {", ".join(finetune_tasks.KINDS)}')
-  if config.classifier_head not in CLASSIFIER_HEADS:
-    raise UserError(f'config.classifier_head={config.classifier_head!r} is unknown; use one of '
-                    f'{", ".join(CLASSIFIER_HEADS)}')
-  if not 8 <= config.max_seq_length <= model_config.max_position_embeddings:
-    raise UserError(f'config.max_seq_length={config.max_seq_length} must be between 8 and the '
-                    f'model\'s max_position_embeddings={model_config.max_position_embeddings}')
-  t = config.train
-  for name in ('epochs', 'learning_rate', 'layerwise_lr_decay'):
-    if t[name] < 0:
-      raise UserError(f'config.train.{name}={t[name]} must not be negative (0 = the paper\'s)')
-  if not 0 <= t.warmup_fraction < 1 or t.layerwise_lr_decay > 1:
-    raise UserError('config.train.warmup_fraction must be in [0, 1) and layerwise_lr_decay in [0, 1]')
-  for name in ('log_every', 'checkpoint_every'):
-    if t[name] <= 0:
-      raise UserError(f'config.train.{name}={t[name]} must be positive')
-  validate_training(config, ('batch_size', 'eval_batch_size'), jax.device_count(),
-                               jax.process_count())

@@ -85,8 +85,11 @@ def training_command(python: str, args: argparse.Namespace, training_flags: Sequ
                      extra: Sequence[str] = (), expanded: Sequence[str] = ()) -> str:
   """The command every host runs, as shell text. `expanded` flags are pasted unquoted, so that the
   shell on the host fills in their $VARIABLES; they and `extra` (mesh flags) come before the user's
-  flags, which can therefore override them."""
-  head = [python, '-m', 'electra_jax.main', f'--config={args.config}', f'--workdir={args.workdir}']
+  flags, which can therefore override them. A relaunch after a hard kill on another machine finds
+  the workdir's lock still leased to the dead run: --wait_for_lock waits for the lease to expire
+  instead of failing (which a requeue would count as a failure)."""
+  head = [python, '-m', 'electra_jax.main', f'--config={args.config}', f'--workdir={args.workdir}',
+          '--wait_for_lock']
   return ' '.join([shlex.join(head), *expanded, *map(shlex.quote, [*extra, *training_flags])])
 
 

@@ -17,7 +17,7 @@ from tests.conftest import ROOT, cli_env, small_config
 
 
 def _compare(*args, tmp_path):
-  return subprocess.run([sys.executable, 'bench/compare_hf.py', '--config=tests/small_config.py',
+  return subprocess.run([sys.executable, '-m', 'bench.compare_hf', '--config=tests/small_config.py',
                          *args], cwd=ROOT, env=cli_env(1, str(tmp_path)), capture_output=True,
                         text=True, timeout=300, check=False)
 

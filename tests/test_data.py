@@ -81,6 +81,12 @@ def test_only_empty_files(text_config, tmp_path):
   assert 'all 1 matching files are empty' in _error(text_config)
 
 
+def test_a_text_glob_that_matches_an_xz_file(text_config, tmp_path):
+  (tmp_path / 'corpus' / 'part3.txt.xz').write_bytes(b'\xfd7zXZ\x00\x00 compressed')
+  text_config.data.source = f'text:{tmp_path}/corpus/*'
+  assert 'matches .txt (3), .xz (1) files; a text: source reads text files (' in _error(text_config)
+
+
 def test_bytes_that_are_not_utf8_are_counted_not_fatal(text_config, tmp_path, caplog):
   pattern = write_corpus(str(tmp_path / 'latin'))
   with open(tmp_path / 'latin' / 'part0.txt', 'ab') as f:

@@ -3,6 +3,7 @@ import glob
 import gzip
 import json
 import os
+import random
 import re
 import tracemalloc
 
@@ -56,6 +57,11 @@ def test_bytes_that_are_not_utf8_are_replaced_and_counted(tmp_path):
   assert lines == ['caf\ufffd ok', 'fine \ufffd\ufffd line', '\u20ac euro']
   assert corpus.replaced_bytes() - before == 3
 
+  (tmp_path / 'a.txt').write_bytes(b'cut at the end \xe2\x82')  # No line end after half a euro.
+  before = corpus.replaced_bytes()
+  assert ''.join(_all_lines(corpus.from_text_files(str(tmp_path / 'a.txt')))) == 'cut at the end\ufffd'
+  assert corpus.replaced_bytes() - before == 2
+
 
 def test_a_gigantic_line_is_read_in_bounded_pieces(tmp_path):
   path = tmp_path / 'huge.txt'
@@ -72,6 +78,63 @@ def test_a_gigantic_line_is_read_in_bounded_pieces(tmp_path):
   assert longest <= corpus.MAX_LINE and count > 5000
   assert corpus.replaced_bytes() == replaced  # No character was cut in half.
   assert peak < 5 << 20, peak
+
+
+def _long_lines_text(rng, piece: int, last_line_end: str = '\n') -> str:
+  """Documents of lines whose lengths in bytes lie around multiples of `piece` (multi-byte characters,
+  trailing whitespace, CRLF, whitespace runs longer than a piece), separated by blank lines of every
+  kind, whitespace-only ones longer than a piece included."""
+  def line(size: int, end: str) -> str:  # `size` bytes, `end` included.
+    chars, left = ['w'], size - 1 - len(end.encode())
+    while left > 4:
+      chars.append(rng.choice('abc  de\t\u00e9\u20ac\U0001f600'))
+      left -= len(chars[-1].encode())
+    return ''.join(chars) + 'x' * left + end
+  ends = ('\n', '\r\n', '   \n', ' \t\r\n')
+  lines = [line(k * piece + d, end) for k in (1, 2, 3) for d in (-2, -1, 0, 1, 2) for end in ends]
+  lines += [line(rng.randint(6, 4 * piece), rng.choice(ends)) for _ in range(40)]
+  lines += ['a' + ' ' * (2 * piece + 3) + 'b\n', 'x' * (piece - 2) + '\U0001f600' * 3 + '\r\n']
+  rng.shuffle(lines)
+  blanks = ('\n', '\r\n', '  \n', ' ' * (2 * piece) + '\n', ' ' * piece + '\r\n', '\n\n')
+  text = ''
+  while lines:
+    size = rng.randint(1, 6)
+    text += ''.join(lines[:size]) + rng.choice(blanks)
+    del lines[:size]
+  return text + line(piece + 1, last_line_end)
+
+
+def _documents(lines) -> list[str]:
+  """Each document's text without whitespace (all that cutting lines into pieces keeps): a blank line
+  ends a document, so two in a row give an empty one."""
+  documents = ['']
+  for line in lines:
+    if line.strip():
+      documents[-1] += ''.join(line.split())
+    else:
+      documents.append('')
+  return documents
+
+
+@pytest.mark.parametrize('piece', [16, 4096])
+def test_long_lines_keep_their_text_and_documents_whatever_their_length(tmp_path, monkeypatch, piece):
+  monkeypatch.setattr(corpus, 'MAX_LINE', piece)
+  rng = random.Random(piece)
+  texts = {'a.txt': _long_lines_text(rng, piece), 'b.txt': _long_lines_text(rng, piece, last_line_end='')}
+  for name, text in texts.items():
+    (tmp_path / name).write_bytes(text.encode())
+  (tmp_path / 'c.txt.gz').write_bytes(gzip.compress(texts['a.txt'].encode()))
+  texts['c.txt.gz'] = texts['a.txt']
+  replaced = corpus.replaced_bytes()
+  for task_bytes in (corpus.TASK_BYTES, 3 * piece + 7):  # Also tasks that start inside long lines.
+    monkeypatch.setattr(corpus, 'TASK_BYTES', task_bytes)
+    c = corpus.from_text_files(str(tmp_path / '*'))
+    for name, text in texts.items():
+      read = [line for task in c.tasks if task.path == str(tmp_path / name) for line in corpus.lines(task)]
+      assert all(line == line.strip() and len(line) <= piece for line in read)
+      lines = text.split('\n')
+      assert _documents(read) == _documents(lines[:-1] if text.endswith('\n') else lines), name
+  assert corpus.replaced_bytes() == replaced  # No character cut by a piece's end was lost.
 
 
 def test_a_tfds_dataset_that_is_not_prepared_is_one_error_and_no_download(tmp_path):
@@ -249,3 +312,14 @@ def test_a_glob_of_another_format_names_the_suffixes_it_matched(tmp_path):
     corpus.from_files('parquet', f'{tmp_path}/*.parquet*')
   with pytest.raises(UserError, match=r'matches \.jsonl \(1\), \.txt \(1\) files; a text: source'):
     corpus.from_text_files(f'{tmp_path}/[ac].*')
+
+
+def test_a_text_glob_with_archives_or_compressions_we_do_not_read_names_their_suffixes(tmp_path):
+  (tmp_path / 'a.txt').write_text('text.\n')
+  for name in ('b.txt.xz', 'c.txt.lz4', 'd.zip', 'e.tar.gz', 'f.7z'):
+    (tmp_path / name).write_bytes(b'\xfd7zXZ\x00\x00 and more binary')
+  with pytest.raises(UserError, match=re.escape(
+      f'text:{tmp_path}/* matches .7z (1), .lz4 (1), .tar.gz (1), .txt (1), .xz (1), .zip (1) files; a '
+      'text: source reads text files (') + r'.*\), optionally \.gz, \.zst or \.bz2: narrow the glob'):
+    corpus.from_text_files(f'{tmp_path}/*')
+  assert _all_lines(corpus.from_text_files(f'{tmp_path}/*.txt')) == ['text.']

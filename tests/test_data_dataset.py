@@ -1,10 +1,12 @@
 import os
+import re
 
 import pytest
 
 from electra_jax.data import corpus, dataset, tokenizer as tokenizer_lib
 from electra_jax.errors import UserError
 from tests.conftest import write_corpus
+from tests.test_data_corpus import record_texts, write_jsonl
 
 
 def _plan(tmp_path, monkeypatch=None, **overrides):
@@ -83,6 +85,20 @@ def test_what_a_killed_build_left_is_removed_and_never_taken_for_the_dataset(tmp
   os.makedirs(left)
   with open(os.path.join(left, 'dataset_info.json'), 'w', encoding='utf-8') as f:
     f.write('{}')
+  root = os.path.dirname(os.path.dirname(path))
+  open(os.path.join(root, 'build.lock'), 'w').close()  # The killed build's lock file.
   assert dataset.build(str(tmp_path / 'data'), plan) == path
   assert os.listdir(os.path.dirname(path)) == ['1.0.0']
+  assert 'build.lock' not in os.listdir(root)
   assert len(_rows(path, 'train')) > 100
+
+
+def test_a_dataset_built_skipping_bad_records_is_not_reused_by_a_run_that_stops_at_them(tmp_path):
+  path = write_jsonl(tmp_path / 'records' / 'a.jsonl', record_texts(tmp_path / 'text', documents=60))
+  with open(path, 'a', encoding='utf-8') as f:
+    f.write('{"text": "cut short\n')
+  skipping, stopping = (_plan(tmp_path, corpus=corpus.from_files('jsonl', path, skip_bad_records=skip))
+                        for skip in (True, False))
+  assert len(_rows(dataset.build(str(tmp_path / 'data'), skipping), 'train')) > 100
+  with pytest.raises(UserError, match=re.escape(f'{path} line 61 is not valid JSON')):
+    dataset.build(str(tmp_path / 'data'), stopping)

@@ -1,16 +1,18 @@
 """A job of two processes (4 fake CPU devices each, gloo collectives) against one process with 8."""
 
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
-from electra_jax import distributed
+from electra_jax import distributed, files, lease
 from electra_jax.errors import UserError
 from tests.conftest import ROOT, cli_env, read_metrics, write_corpus
 from tests.test_preemption import wait_for_step
@@ -34,11 +36,12 @@ def _text(data_dir) -> str:
   return f'--config.data.source=text:{os.path.join(os.path.dirname(data_dir), "corpus", "*.txt")}'
 
 
-def _start_job(workdir, data_dir) -> list[subprocess.Popen]:
+def _start_job(workdir, data_dir, flags=None) -> list[subprocess.Popen]:
   """Two processes; the slow network (dcn) axis across them, FSDP within each."""
   address = f'127.0.0.1:{_free_port()}'
+  flags = flags or [*FLAGS, _text(data_dir)]
   return [subprocess.Popen(
-      [sys.executable, '-m', 'electra_jax.main', *FLAGS, _text(data_dir), f'--workdir={workdir}',
+      [sys.executable, '-m', 'electra_jax.main', *flags, f'--workdir={workdir}',
        '--config.mesh.dcn_data=2', '--config.mesh.fsdp=2', f'--coordinator_address={address}',
        '--num_processes=2', f'--process_id={index}'],
       cwd=ROOT, env=cli_env(4, data_dir), text=True, stdout=subprocess.PIPE,
@@ -80,6 +83,27 @@ def test_two_processes_log_what_one_process_with_all_devices_logs(tmp_path):
     for name in ('loss', 'gen_loss', 'disc_loss', 'disc_accuracy', 'grad_norm'):
       if name in b:
         np.testing.assert_allclose(a[name], b[name], atol=1e-5, rtol=0, err_msg=(a['step'], name))
+
+
+def test_a_job_whose_lock_another_run_takes_stops_on_every_process(tmp_path):
+  workdir = tmp_path / 'run'
+  processes = _start_job(workdir, str(tmp_path / 'data'), [
+      '--config=tests/small_config.py', '--config.train.steps=100000',
+      '--config.train.checkpoint_every=1000'])
+  wait_for_step(workdir, 3, processes[0])
+  now = time.time()
+  files.write_atomically(str(workdir / lease.LOCK_FILE), json.dumps(
+      {'host': 'other-machine', 'pid': 99, 'since': now, 'renewed': now}))
+  outputs = [p.communicate(timeout=300) for p in processes]
+  assert [p.returncode for p in processes] == [1, 1], outputs
+  assert all('Traceback' not in err for _, err in outputs)
+  assert re.match(rf'error: {workdir}: another run took over the lock: host other-machine, pid 99',
+                  outputs[0][1].strip().splitlines()[-1])
+  assert outputs[1][1].strip().splitlines()[-1] == (
+      'error: process 0 lost the lock of the workdir; its error says why')
+  # They stopped together through the preemption sync point, whose stop saves, but not this one.
+  saved = os.listdir(workdir / 'checkpoints') if os.path.isdir(workdir / 'checkpoints') else []
+  assert not [name for name in saved if name.isdigit()]
 
 
 def test_some_but_not_all_flags_are_an_error():

@@ -106,6 +106,32 @@ def test_an_export_that_dies_midway_leaves_no_output(tmp_path, pretrained_run, m
   assert os.listdir(tmp_path) == []
 
 
+def test_an_output_that_appears_meanwhile_is_never_replaced(tmp_path, pretrained_run, monkeypatch):
+  write, out = export.folder.write, tmp_path / 'out'
+
+  def write_while_another_makes_out(folder_path, *args):
+    write(folder_path, *args)
+    if folder_path.endswith('generator'):
+      out.mkdir()  # Empty: a plain rename would replace it.
+
+  monkeypatch.setattr(export.folder, 'write', write_while_another_makes_out)
+  with pytest.raises(UserError, match='appeared while exporting'):
+    export.export(pretrained_run, str(out))
+  assert os.listdir(tmp_path) == ['out'] and os.listdir(out) == []
+
+
+def test_an_export_removes_what_a_killed_export_to_the_same_output_left(tmp_path, pretrained_run):
+  out = tmp_path / 'out'
+  process = subprocess.Popen([sys.executable, '-c', ''])
+  process.wait()  # A pid that no process has now.
+  killed = tmp_path / f'out.partial-{export._machine()}-{process.pid}'  # pylint: disable=protected-access
+  elsewhere = tmp_path / f'out.partial-0123456789ab-{process.pid}'  # Another machine's: it may run.
+  for partial in (killed, elsewhere):
+    (partial / 'generator').mkdir(parents=True)
+  export.export(pretrained_run, str(out))
+  assert sorted(os.listdir(tmp_path)) == ['out', elsewhere.name]
+
+
 def _tensors(directory):
   return safetensors.numpy.load_file(os.path.join(directory, 'model.safetensors'))
 
@@ -128,6 +154,11 @@ def test_continuing_from_an_export_without_change_exports_the_same_bits(exported
     with open(os.path.join(exported, name, 'config.json'), encoding='utf-8') as f:
       assert json.load(f) == json.load(open(tmp_path / 'again' / name / 'config.json',
                                             encoding='utf-8'))
+
+  # A rerun may drop init_from_hf (only a fresh run reads the folder): the run goes on with the
+  # model sizes and tokenizer it recorded, not the preset's.
+  config.init_from_hf, config.train.steps = '', 2
+  assert int(train.train_and_evaluate(config, str(tmp_path / 'run')).step) == 2
 
 
 def test_finetuning_from_an_export_exports_a_sequence_classifier(exported, tmp_path):

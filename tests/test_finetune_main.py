@@ -32,7 +32,8 @@ def test_fine_tunes_seeds_from_the_command_line_after_a_run_that_failed_on_its_i
   assert 'seed 3: accuracy' in run.stderr and 'median of 2 seed(s)' in run.stderr
   assert 'orbax' not in run.stderr.lower()
   with open(os.path.join(workdir, 'results.json'), encoding='utf-8') as f:
-    assert set(json.load(f)) == {'accuracy', 'f1', 'mcc'}
+    results = json.load(f)
+  assert set(results['median']) == {'accuracy', 'f1', 'mcc'} and set(results['seeds']) == {'3', '4'}
   assert sorted(os.listdir(workdir)) == ['config.json', 'finetune_config.json', 'predictions.jsonl',
                                          'results.json', 'seed_3', 'seed_4', 'tokenizer.model']
 

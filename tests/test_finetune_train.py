@@ -2,14 +2,17 @@ import json
 import os
 import random
 import shutil
+import subprocess
+import sys
+import time
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
 from configs.finetune import classification, qa as qa_config, tagging as tagging_config
-from electra_jax import checkpoint, optimizer, sharding, step
-from electra_jax import workdir as workdir_lib
+from electra_jax import checkpoint, lease, optimizer, sharding, step
 from electra_jax.errors import UserError
 from electra_jax.finetune import pretrained, train
 from tests.conftest import _WORDS, keyword_task
@@ -34,7 +37,7 @@ def test_a_learnable_task_reaches_high_accuracy_and_writes_results(finetune_conf
   assert set(results) == {'accuracy', 'f1', 'mcc'}
   assert results['accuracy'] >= 0.9, results
   with open(os.path.join(workdir, 'results.json'), encoding='utf-8') as f:
-    assert json.load(f) == results
+    assert json.load(f) == {'median': results, 'median_seed': 0, 'seeds': {'0': results}}
   with open(os.path.join(workdir, 'predictions.jsonl'), encoding='utf-8') as f:
     predictions = [json.loads(line) for line in f]
   assert len(predictions) == 128 and [p['index'] for p in predictions] == list(range(128))
@@ -46,11 +49,13 @@ def test_a_learnable_task_reaches_high_accuracy_and_writes_results(finetune_conf
   assert os.listdir(os.path.join(workdir, 'seed_0', 'checkpoints')) == ['144']
 
 
-def test_seeds_report_the_median_and_a_rerun_reuses_finished_seeds(finetune_config, tmp_path,
-                                                                   monkeypatch):
+def test_seeds_report_the_median_of_every_job_and_a_rerun_reuses_finished_seeds(
+    finetune_config, tmp_path, monkeypatch):
   finetune_config.train.epochs = 0.25  # 3 steps: the seeds disagree.
-  finetune_config.seeds = '0,1,2'
+  finetune_config.seeds = '0,2'
   workdir = str(tmp_path / 'run')
+  train.finetune(finetune_config, workdir)
+  finetune_config.seeds = '1'  # Another job in the same workdir: its results join the first's.
   median = train.finetune(finetune_config, workdir)
   per_seed = []
   for seed in (0, 1, 2):
@@ -58,11 +63,15 @@ def test_seeds_report_the_median_and_a_rerun_reuses_finished_seeds(finetune_conf
       per_seed.append(json.load(f))
   assert median == {k: float(np.median([r[k] for r in per_seed])) for k in median}
   middle = sorted(range(3), key=lambda s: per_seed[s]['accuracy'])[1]
+  with open(os.path.join(workdir, 'results.json'), encoding='utf-8') as f:
+    assert json.load(f) == {'median': median, 'median_seed': middle,
+                            'seeds': {str(seed): r for seed, r in enumerate(per_seed)}}
   with open(os.path.join(workdir, 'predictions.jsonl'), encoding='utf-8') as a, open(
       os.path.join(workdir, f'seed_{middle}', 'predictions.jsonl'), encoding='utf-8') as b:
     assert a.read() == b.read()
 
   monkeypatch.setattr(train.loop, 'run_steps', lambda *a, **k: pytest.fail('trained again'))
+  finetune_config.seeds = '0,1,2'
   assert train.finetune(finetune_config, workdir) == median
 
   recorded = {name: open(os.path.join(workdir, name), 'rb').read()
@@ -79,11 +88,57 @@ def test_a_seed_that_another_run_holds_is_refused_before_anything_is_written(fin
   finetune_config.seeds = '0,1'
   workdir = tmp_path / 'run'
   (workdir / 'seed_1').mkdir(parents=True)
-  with workdir_lib.lock(str(workdir / 'seed_1')):
+  with lease.hold(str(workdir / 'seed_1')):
     with pytest.raises(UserError, match=f'^{workdir}/seed_1 is in use by another run: host '):
       train.finetune(finetune_config, str(workdir))
   assert sorted(os.listdir(workdir)) == ['seed_0', 'seed_1']
-  assert not os.path.exists(workdir / 'seed_0' / workdir_lib.LOCK_FILE)  # Released again.
+  assert os.listdir(workdir / 'seed_0') == []  # Released again; nothing was written.
+
+
+def test_a_job_with_another_config_is_refused_while_another_job_trains_a_seed(finetune_config,
+                                                                            tmp_path):
+  """The first job has recorded its config and holds seed_0, with nothing saved yet: a second job
+  with another seed and another learning rate must not replace the config."""
+  workdir = tmp_path / 'run'
+  (workdir / 'seed_0').mkdir(parents=True)
+  first = json.loads(finetune_config.to_json())
+  (workdir / train.CONFIG_FILE).write_text(json.dumps(first), encoding='utf-8')
+  with subprocess.Popen([sys.executable, '-c', 'import sys; sys.stdin.read()'],
+                        stdin=subprocess.PIPE) as job:
+    now = time.time()
+    (workdir / 'seed_0' / lease.LOCK_FILE).write_text(json.dumps(
+        {**lease.machine(), 'pid': job.pid, 'since': now, 'renewed': now}), encoding='utf-8')
+    finetune_config.seeds, finetune_config.train.learning_rate = '1', 1e-5
+    with pytest.raises(UserError, match=r'another config \(train.learning_rate: 0.0 there, 1e-05 '
+                       'here'):
+      train.finetune(finetune_config, str(workdir))
+    job.stdin.close()
+  assert json.loads((workdir / train.CONFIG_FILE).read_text(encoding='utf-8')) == first
+  assert os.listdir(workdir / 'seed_1') == []
+
+
+def test_a_new_seed_must_start_from_the_checkpoint_the_others_started_from(finetune_config,
+                                                                         tmp_path):
+  workdir = tmp_path / 'run'
+  finetune_config.train.epochs = 0.1
+  train.finetune(finetune_config, str(workdir))
+  with open(workdir / 'seed_0' / train.ORIGIN_FILE, encoding='utf-8') as f:
+    origin = json.load(f)
+  source = pretrained.open_source(finetune_config)
+  assert origin == {'init_checkpoint': source.directory,
+                    'step': checkpoint.latest_step(os.path.join(source.directory, 'checkpoints'))}
+  # As if the pre-training run had saved a newer checkpoint since seed 0 started.
+  (workdir / 'seed_0' / train.ORIGIN_FILE).write_text(json.dumps({**origin, 'step': 1}),
+                                                      encoding='utf-8')
+  finetune_config.seeds = '1'
+  with pytest.raises(UserError, match=(
+      rf'^--workdir={workdir}: seed_0 started from the checkpoint of step 1 of .*, and a new seed '
+      rf'would start from the checkpoint of step {origin["step"]} of .*; fine-tune into another '
+      '--workdir')):
+    train.finetune(finetune_config, str(workdir))
+  assert not os.path.exists(workdir / 'seed_1' / train.ORIGIN_FILE)
+  finetune_config.seeds = '0'  # A finished (or resumed) seed reads no weights: still fine.
+  assert 'accuracy' in train.finetune(finetune_config, str(workdir))
 
 
 def test_from_scratch_never_reads_the_pretrained_weights(finetune_config, tmp_path, monkeypatch):
@@ -145,6 +200,38 @@ def test_a_missing_or_mismatched_checkpoint_is_one_line(finetune_config, pretrai
   assert 'does not fit' in message and 'intermediate' in message, message
   shutil.rmtree(os.path.join(wider, 'checkpoints'))
   assert 'no checkpoint' in error(init_checkpoint=wider)
+
+
+@pytest.mark.parametrize('change,message', [
+    (lambda c: setattr(c, 'kind', 'ner'),
+     "kind='ner' is unknown; use one of classification, regression, qa, tagging"),
+    (lambda c: setattr(c, 'classifier_head', 'mlp'), "classifier_head='mlp' is unknown; use one of hf"),
+    (lambda c: setattr(c, 'max_seq_length', 64), "max_seq_length=64 must be between 8 and the model's"),
+    (lambda c: setattr(c.train, 'epochs', -1.0), "epochs=-1.0 must not be negative \\(0 = the paper's\\)"),
+    (lambda c: setattr(c.train, 'warmup_fraction', 1.0), 'warmup_fraction must be in'),
+    (lambda c: setattr(c.train, 'layerwise_lr_decay', 1.5), 'layerwise_lr_decay in'),
+    (lambda c: setattr(c.train, 'checkpoint_every', 0), 'checkpoint_every=0 must be positive'),
+    (lambda c: setattr(c.train, 'eval_batch_size', 12), 'eval_batch_size=12 is not a positive multiple'),
+])
+def test_impossible_finetuning_configs_are_rejected_with_one_line(change, message):
+  model_config = ml_collections.ConfigDict({'max_position_embeddings': 32})
+  config = classification.get_config()
+  config.max_seq_length = 32
+  train.validate(config, model_config)  # Valid as it stands.
+  change(config)
+  with pytest.raises(UserError, match=message) as error:
+    train.validate(config, model_config)
+  assert '\n' not in str(error.value)
+
+
+@pytest.mark.parametrize('seeds,message', [('0,x', 'must be integers'), (' , ', 'one or more distinct'),
+                                           ('1,1', 'one or more distinct')])
+def test_seeds_must_be_distinct_integers(seeds, message):
+  config = classification.get_config()
+  assert train.parse_seeds(config) == [0]
+  config.seeds = seeds
+  with pytest.raises(UserError, match=message):
+    train.parse_seeds(config)
 
 
 def test_squad_and_conll_tasks_run_end_to_end(pretrained_run, tmp_path):

@@ -24,6 +24,8 @@ TRICKY = ['--config.train.steps=1000', '--config.data.source=text:/data/my corpu
 TPU = ['--name=el', '--zone=us-central2-b', '--project=proj']
 TPU_HW = ['--accelerator_type=v4-32', '--runtime_version=tpu-ubuntu2204-base']
 TRAINING = ['--config=configs/base.py', '--workdir=/mnt/gcs/run']
+# What a launched training command gets after TRAINING: relaunches wait for a dead run's lease.
+WAITS = [*TRAINING, '--wait_for_lock']
 XPK = ['--cluster=c1', '--workload=el-base', '--project=proj', '--zone=us-east5-b']
 
 
@@ -151,7 +153,7 @@ def test_tpu_train_dry_run_prints_one_cycle():
   assert "'jax[tpu]==" in flag(install, '--command')
   remote = shlex.split(flag(run, '--command'))
   assert remote[:6] == ['cd', 'electra_jax', '&&', 'exec', '.venv/bin/python', '-m']
-  assert remote[6:] == ['electra_jax.main', *TRAINING, *TRICKY]  # No cluster flags: JAX finds it.
+  assert remote[6:] == ['electra_jax.main', *WAITS, *TRICKY]  # No cluster flags: JAX finds it.
 
 
 @pytest.mark.parametrize('tier,expected', [(['--reserved'], ['--reserved']), ([], [])])
@@ -276,7 +278,7 @@ def test_tpu_remote_command_gives_the_program_its_flags_unchanged(tmp_path):
   result = subprocess.run(['bash', '-c', flag(run, '--command')], cwd=tmp_path, check=False,
                           env={**env, 'FAKE_MODE': 'exit3'})
   assert result.returncode == 3  # The program's exit code is the run's.
-  assert recorded_args(log) == ['-m', 'electra_jax.main', *TRAINING, *TRICKY]
+  assert recorded_args(log) == ['-m', 'electra_jax.main', *WAITS, *TRICKY]
 
 
 def test_tpu_failing_or_missing_gcloud_is_one_error_line(tmp_path):
@@ -316,7 +318,7 @@ def test_xpk_multislice_tpu_dry_run():
   command = shlex.split(flag(create, '--command'))
   assert "jax[tpu]==" in flag(create, '--command')
   main = command.index('electra_jax.main')
-  assert command[main + 1:main + 8] == [*TRAINING, '--config.mesh.dcn_data=2', *TRICKY, '&']
+  assert command[main + 1:main + 9] == [*WAITS, '--config.mesh.dcn_data=2', *TRICKY, '&']
   assert '--coordinator_address' not in flag(create, '--command')  # JAX finds TPU pods itself.
 
 
@@ -387,7 +389,7 @@ def test_xpk_container_passes_the_program_exit_code(tmp_path, mode, exit_code):
   cmd, log, env = _xpk_container(tmp_path)
   assert subprocess.run(cmd, cwd=tmp_path, env={**env, 'FAKE_MODE': mode},
                         check=False).returncode == exit_code
-  assert recorded_args(log) == ['-m', 'electra_jax.main', *TRAINING, *TRICKY]
+  assert recorded_args(log) == ['-m', 'electra_jax.main', *WAITS, *TRICKY]
 
 
 def test_xpk_container_turns_a_stop_into_the_restart_code(tmp_path):
@@ -485,7 +487,7 @@ def test_slurm_job_runs_the_program_and_is_not_requeued(tmp_path, mode, exit_cod
   cmd, log, env = _slurm_job(tmp_path)
   assert subprocess.run(cmd, env={**env, 'FAKE_MODE': mode}, check=False).returncode == exit_code
   assert recorded_args(log) == [
-      '-m', 'electra_jax.main', '--config=configs/base.py', '--workdir=/mnt/gcs/run',
+      '-m', 'electra_jax.main', *WAITS,
       '--coordinator_address=node7:20123', '--num_processes=2', '--process_id=0',
       '--config.mesh.dcn_data=2', *TRICKY]
   assert not (log / 'scontrol').exists()

@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from electra_jax import optimizer, sharding
+from electra_jax import model, optimizer, sharding
 from electra_jax.finetune.model import Finetuner
 
 
@@ -136,3 +136,51 @@ def test_the_generator_gets_its_own_optimizer_and_rate(config):
                              rtol=1e-3)
   np.testing.assert_allclose(updates['discriminator']['w']['kernel'],
                              -config.train.learning_rate * (1 + config.train.weight_decay), rtol=1e-3)
+
+
+def _pretrainer_labels(config, sharing):
+  """generator_labels of every parameter path of the pre-training model with `sharing`."""
+  config.model.embedding_sharing = sharing
+  abstract = nnx.eval_shape(lambda: model.ElectraPretrainer(config.model, nnx.Rngs(0)))
+  labels = optimizer.generator_labels(nnx.to_pure_dict(nnx.state(abstract, nnx.Param)))
+  return {sharding.dotted(path): label
+          for path, label in jax.tree_util.tree_flatten_with_path(labels)[0]}
+
+
+def test_under_gdes_the_shared_token_table_is_the_generators(config):
+  labels = _pretrainer_labels(config, 'gdes')
+  # Only the generator's loss reaches the table: the discriminator reads stop_gradient(table) + delta.
+  assert labels['embeddings.word_embeddings.embedding'] == 'generator'
+  assert labels['embedding_delta.embedding'] == 'rest'
+  assert labels['embeddings.position_embeddings.embedding'] == 'rest'  # Both losses train these.
+  assert labels['embeddings.LayerNorm.scale'] == 'rest'
+  for path, label in labels.items():
+    assert label == ('generator' if path.startswith('generator.') or
+                     path == 'embeddings.word_embeddings.embedding' else 'rest'), path
+  # Plain tying: both losses train the table, so it stays with the discriminator's optimizer.
+  assert _pretrainer_labels(config, 'shared')['embeddings.word_embeddings.embedding'] == 'rest'
+  untied = _pretrainer_labels(config, 'untied')
+  assert untied['generator_embeddings.word_embeddings.embedding'] == 'generator'
+  assert untied['embeddings.word_embeddings.embedding'] == 'rest'
+
+
+def test_under_gdes_the_shared_token_table_moves_at_the_generators_rate(config):
+  config.train.warmup_steps = 0
+  config.train.generator_learning_rate = config.train.learning_rate / 10
+  params = {'generator': {'w': {'kernel': jnp.ones((2, 2))}},
+            'discriminator': {'w': {'kernel': jnp.ones((2, 2))}},
+            'embeddings': {'word_embeddings': {'embedding': jnp.ones((3, 2))},
+                           'position_embeddings': {'embedding': jnp.ones((3, 2))}},
+            'embedding_delta': {'embedding': jnp.ones((3, 2))}}
+  grads = jax.tree.map(lambda p: jnp.full_like(p, 0.5), params)
+  tx, _ = optimizer.create(config.train)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  # Adam's first step is lr * sign(g); weight decay adds lr * wd * param (1 here).
+  generator_step = -config.train.generator_learning_rate * (1 + config.train.weight_decay)
+  rest_step = -config.train.learning_rate * (1 + config.train.weight_decay)
+  for block, expected in (('generator', generator_step), ('discriminator', rest_step)):
+    np.testing.assert_allclose(updates[block]['w']['kernel'], expected, rtol=1e-3)
+  embeddings = updates['embeddings']
+  np.testing.assert_allclose(embeddings['word_embeddings']['embedding'], generator_step, rtol=1e-3)
+  np.testing.assert_allclose(embeddings['position_embeddings']['embedding'], rest_step, rtol=1e-3)
+  np.testing.assert_allclose(updates['embedding_delta']['embedding'], rest_step, rtol=1e-3)

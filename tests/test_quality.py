@@ -10,7 +10,7 @@ from tests.conftest import ROOT, cli_env
 def test_toy_comparison_writes_the_report_and_plots(tmp_path):
   doc = tmp_path / 'doc' / 'quality.md'
   result = subprocess.run(
-      [sys.executable, 'bench/quality.py', '--toy', f'--output={tmp_path / "runs"}',
+      [sys.executable, '-m', 'bench.quality', '--toy', f'--output={tmp_path / "runs"}',
        f'--doc={doc}', '--seeds=0', '--tasks=docstring_kind'],
       capture_output=True, text=True, check=False, cwd=ROOT,
       env=cli_env(devices=1, data_dir=str(tmp_path / 'data')))
@@ -34,7 +34,7 @@ def test_toy_comparison_writes_the_report_and_plots(tmp_path):
 
 def test_unknown_task_is_one_line(tmp_path):
   result = subprocess.run(
-      [sys.executable, 'bench/quality.py', '--toy', f'--output={tmp_path}', '--tasks=nope'],
+      [sys.executable, '-m', 'bench.quality', '--toy', f'--output={tmp_path}', '--tasks=nope'],
       capture_output=True, text=True, check=False, cwd=ROOT, env=cli_env(devices=1,
                                                                          data_dir=str(tmp_path)))
   assert result.returncode == 1

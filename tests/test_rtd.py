@@ -33,13 +33,6 @@ def _chosen(batch, whole_words=False):
   return _positions(jax.random.key(0), batch, whole_words, mask_prob=0.15, num_slots=10)
 
 
-def _words(batch, row):
-  """Each position's word index in `row` (a non-candidate is a word of its own), and candidates."""
-  ids, mask = np.asarray(batch['input_ids'][row]), np.asarray(batch['input_mask'][row])
-  candidates = mask.astype(bool) & ~np.isin(ids, [PAD, CLS, SEP])
-  return np.cumsum(np.asarray(batch['word_starts'][row]) | ~candidates) - 1, candidates
-
-
 @pytest.mark.parametrize('whole_words', [False, True])
 @pytest.mark.parametrize('mask_prob,num_slots', [(0.15, 10), (0.5, 8), (0.15, 64)])
 def test_mask_positions_count_candidates_and_distinctness(mask_prob, num_slots, whole_words):
@@ -67,30 +60,111 @@ def test_mask_positions_count_candidates_and_distinctness(mask_prob, num_slots, 
 @pytest.mark.parametrize('whole_words', [False, True])
 def test_mask_positions_cover_candidates_uniformly(whole_words):
   batch = _batch(rows=1, length=32)
+  if whole_words:  # Words of one piece each, drawn as tokens are (longer words fit less often).
+    batch['word_starts'] = jnp.ones_like(batch['word_starts'])
   keys = jax.random.split(jax.random.key(0), 400)
   positions, weights = jax.vmap(
       lambda rng: _positions(rng, batch, whole_words, mask_prob=0.15, num_slots=5))(keys)
   hits = np.zeros(32)
   np.add.at(hits, np.asarray(positions)[np.asarray(weights) > 0], 1)
-  candidates = hits > 0
-  frequencies = hits[candidates] / hits[candidates].sum()
+  candidates = ~np.isin(np.asarray(batch['input_ids'][0]), [PAD, CLS, SEP])
+  assert hits[~candidates].sum() == 0
+  frequencies = hits[candidates] / hits.sum()
   assert np.abs(frequencies - 1 / candidates.sum()).max() < 0.35 / candidates.sum()
 
 
-def test_whole_word_positions_choose_every_piece_of_a_word_or_none():
-  batch = _batch(rows=128)
-  positions, weights = _chosen(batch, whole_words=True)
+def _reference_words(ids, mask, word_starts):
+  """The words of one row as whole_word_positions defines them, by a loop: each a list of candidate
+  positions. A candidate piece starts a word if word_starts says so or if the piece before it is not a
+  candidate (or there is none); non-candidates are never chosen, so they are left out."""
+  words, previous_is_candidate = [], False
+  for position, (token, real, start) in enumerate(zip(ids, mask, word_starts)):
+    is_candidate = bool(real) and int(token) not in (PAD, CLS, SEP)
+    if is_candidate and (start or not previous_is_candidate):
+      words.append([position])
+    elif is_candidate:
+      words[-1].append(position)
+    previous_is_candidate = is_candidate
+  return words
+
+
+def _check_whole_words(ids, mask, word_starts, chosen, mask_prob, num_slots):
+  """chosen (one row's positions) against the reference: distinct, a union of whole candidate words,
+  at most mask_positions' count, and every word left out too long for what the count had left (BERT's
+  rule: a word is skipped only when it does not fit, and what is left only shrinks)."""
+  words = _reference_words(ids, mask, word_starts)
+  chosen = [int(p) for p in chosen]
+  assert len(set(chosen)) == len(chosen)
+  taken = [word for word in words if set(word) & set(chosen)]
+  assert sorted(chosen) == sorted(p for word in taken for p in word), (chosen, words)
+  candidates = sum(len(word) for word in words)
+  # float32 and round half to even, as the function computes it.
+  rounded = int(np.round(np.float32(int(np.sum(mask))) * np.float32(mask_prob)))
+  count = min(max(1, min(num_slots, rounded)), candidates)
+  left = count - len(chosen)
+  assert left >= 0 and all(len(word) > left for word in words if word not in taken), (
+      chosen, words, count)
+  return taken
+
+
+# [CLS] ##a b ##c d e [SEP] ##f ##g h [SEP] [PAD] [PAD], and a row cut at both edges with no [CLS]:
+# ##a b [SEP] ##c d ##e f g ... (word_starts' value at a special token must not matter).
+_HAND_ROWS = {
+    'input_ids': [[CLS, 10, 11, 12, 13, 14, SEP, 15, 16, 17, SEP, PAD, PAD],
+                  [20, 21, SEP, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31]],
+    'input_mask': [[1] * 11 + [0] * 2, [1] * 13],
+    'word_starts': [[1, 0, 1, 0, 1, 1, 1, 0, 0, 1, 1, 0, 0],
+                    [0, 1, 0, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1]],
+}
+
+
+def test_reference_words_of_the_hand_rows():
+  rows = [_reference_words(*(_HAND_ROWS[k][row] for k in ('input_ids', 'input_mask', 'word_starts')))
+          for row in range(2)]
+  assert rows == [[[1], [2, 3], [4], [5], [7, 8], [9]],
+                  [[0], [1], [3], [4, 5], [6], [7], [8], [9], [10], [11], [12]]]
+
+
+@pytest.mark.parametrize('mask_prob,num_slots', [(0.15, 13), (0.3, 3)])
+def test_whole_word_positions_match_a_reference_and_can_choose_every_word(mask_prob, num_slots):
+  batch = {k: jnp.asarray(v) for k, v in _HAND_ROWS.items()}
+  keys = jax.random.split(jax.random.key(0), 300)
+  positions, weights = jax.vmap(lambda rng: _positions(
+      rng, batch, True, mask_prob=mask_prob, num_slots=num_slots))(keys)
   positions, weights = np.asarray(positions), np.asarray(weights)
-  split_words = 0
-  for row in range(positions.shape[0]):
-    word_of, candidates = _words(batch, row)
-    chosen = np.zeros(len(word_of), bool)
-    chosen[positions[row][weights[row] > 0]] = True
-    for word in np.unique(word_of[chosen]):
-      assert chosen[word_of == word].all(), (row, word)
-    assert candidates[chosen].all()
-    split_words += (np.bincount(word_of[candidates]) > 1).sum()
-  assert split_words > 100, 'the batch should have words of several pieces'
+  for row in range(2):
+    row_data = [_HAND_ROWS[k][row] for k in ('input_ids', 'input_mask', 'word_starts')]
+    chosen_words = set()
+    for draw in range(len(keys)):
+      taken = _check_whole_words(*row_data, positions[draw, row][weights[draw, row] > 0], mask_prob,
+                                 num_slots)
+      chosen_words.update(tuple(word) for word in taken)
+    # Every candidate word, the '##' pieces right after [CLS] and [SEP] and at position 0 included.
+    assert chosen_words == {tuple(word) for word in _reference_words(*row_data)}
+
+
+@pytest.mark.parametrize('mask_prob,num_slots', [(0.15, 10), (0.5, 24), (0.15, 2)])
+def test_whole_word_positions_match_a_reference_on_random_rows(mask_prob, num_slots):
+  rng = np.random.default_rng(0)
+  rows, length = 128, 24
+  ids = rng.integers(5, 100, (rows, length))
+  ids[rng.random((rows, length)) < 0.1] = SEP
+  ids[rng.random(rows) < 0.8, 0] = CLS
+  real = rng.integers(length // 2, length + 1, rows)
+  mask = np.arange(length)[None, :] < real[:, None]
+  ids[~mask] = PAD
+  word_starts = rng.random((rows, length)) < 0.5
+  batch = {'input_ids': jnp.asarray(ids), 'input_mask': jnp.asarray(mask.astype(np.int32)),
+           'word_starts': jnp.asarray(word_starts)}
+  multi_piece = 0
+  for key in range(3):
+    positions, weights = (np.asarray(x) for x in _positions(
+        jax.random.key(key), batch, True, mask_prob=mask_prob, num_slots=num_slots))
+    for row in range(rows):
+      _check_whole_words(ids[row], mask[row], word_starts[row], positions[row][weights[row] > 0],
+                         mask_prob, num_slots)
+      multi_piece += sum(len(w) > 1 for w in _reference_words(ids[row], mask[row], word_starts[row]))
+  assert multi_piece > 300, 'the rows should have words of several pieces'
 
 
 def test_take_while_fits_skips_a_word_that_overflows_and_goes_on():
@@ -256,7 +330,7 @@ def test_apply_mask_with_random_tokens_follows_80_10_10(whole_words):
   chosen_in, chosen_out = ids[rows[0], np.asarray(positions)[rows]], out[rows[0], np.asarray(positions)[rows]]
   assert 0.77 < (chosen_out == MASK).mean() < 0.83
   random_shown = (chosen_out != MASK) & (chosen_out != chosen_in)
-  # A random id equals the original 1 time in 100, so slightly under 10% show a different id.
+  # A random id equals the original 1 time in 100 (or is [MASK]), so slightly under 10% show another.
   assert 0.08 < random_shown.mean() < 0.115
   assert (0 <= chosen_out).all() and (chosen_out < 100).all()
   kept = np.ones_like(ids, bool)
@@ -273,3 +347,18 @@ def test_the_default_masking_draws_exactly_as_before_random_tokens_existed():
   targets = jnp.take_along_axis(batch['input_ids'], positions, axis=1)
   expected = rtd.scatter(batch['input_ids'], positions, weights, jnp.where(show, MASK, targets))
   np.testing.assert_array_equal(masked.input_ids, expected)
+
+
+@pytest.mark.parametrize('kind,expected', [('rtd', (0.85, 0.0)), ('mlm', (0.8, 0.1))])
+def test_masking_fractions_are_the_kinds_unless_set(config, kind, expected):
+  """ELECTRA's generator sees 85% [MASK] and 15% kept; the BERT baseline BERT's 80/10/10."""
+  config.objective.kind = kind
+  assert rtd.masking_fractions(config.objective) == expected
+  resolved = rtd.with_masking_fractions(config).objective
+  assert (resolved.mask_token_fraction, resolved.random_token_fraction) == expected
+  assert config.objective.mask_token_fraction is None  # The caller's config is left as it was.
+  config.objective.random_token_fraction = 0.05
+  assert rtd.masking_fractions(config.objective) == (expected[0], 0.05)
+  config.objective.mask_token_fraction = 0.9
+  resolved = rtd.with_masking_fractions(config).objective
+  assert (resolved.mask_token_fraction, resolved.random_token_fraction) == (0.9, 0.05)

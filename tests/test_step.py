@@ -3,13 +3,13 @@ from jax.sharding import PartitionSpec as P
 import numpy as np
 import pytest
 
-from electra_jax import data, optimizer, sharding, step
+from electra_jax import data, optimizer, sharding, step, validation
 from tests.conftest import small_config
 
 
 def _run(config, devices, steps):
   mesh = sharding.make_mesh(config.mesh, devices)
-  training = step.build(step.rtd_objective(config), *optimizer.create(config.train), mesh,
+  training = step.build(step.pretraining_objective(config), *optimizer.create(config.train), mesh,
                         config.mesh.rules)
   init_rng, step_rng = jax.random.split(jax.random.key(config.train.seed))
   state = training.init(init_rng)
@@ -59,6 +59,29 @@ def test_state_is_created_sharded_and_the_step_counts(config):
       'disc_recall', 'replaced_fraction', 'grad_norm', 'learning_rate', 'update_skipped',
       'sampled_accuracy', 'disc_auc', 'disc_accuracy_replaced', 'disc_accuracy_original',
       'disc_spread'}
+
+
+@pytest.mark.parametrize('kind,mask_prob', [('rtd', float(np.nextafter(1.0, 0.0))), ('mlm', 1.0)])
+def test_the_largest_valid_mask_prob_trains_a_finite_step(config, kind, mask_prob):
+  # Nearly every candidate is replaced; RTD's discriminator starts at a bias of log-odds ~37.
+  config.objective.kind, config.objective.mask_prob = kind, mask_prob
+  validation.validate(config, num_devices=8)
+  _, history = _run(config, jax.devices(), steps=1)
+  assert np.isfinite(history[0]['loss']) and history[0]['update_skipped'] == 0
+
+
+def test_under_gdes_the_shared_token_table_moves_at_the_generators_rate(config):
+  config.model.embedding_sharing, config.train.warmup_steps = 'gdes', 0
+  config.train.generator_learning_rate = config.train.learning_rate / 10
+  before = jax.device_get(_run(config, jax.devices(), steps=0)[0].params)
+  after = jax.device_get(_run(config, jax.devices(), steps=1)[0].params)
+  # Adam's first step moves each entry with a gradient by the rate (weight decay adds ~1e-4 of it).
+  for path, rate in ((('embeddings', 'word_embeddings'), config.train.generator_learning_rate),
+                     (('embedding_delta',), config.train.learning_rate)):
+    table_before, table_after = before, after
+    for key in path + ('embedding',):
+      table_before, table_after = table_before[key], table_after[key]
+    np.testing.assert_allclose(np.abs(table_after - table_before).max(), rate, rtol=0.02)
 
 
 def test_loss_falls_on_a_learnable_corpus(config):

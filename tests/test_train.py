@@ -9,8 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from electra_jax import checkpoint, data, export, flops, model, rtd, train
-from electra_jax import workdir as workdir_lib
+from electra_jax import checkpoint, data, export, flops, lease, model, rtd, train
 from electra_jax.errors import UserError
 from tests.conftest import pretraining_config, saved_state
 
@@ -216,7 +215,7 @@ def test_a_rerun_with_other_model_sizes_changes_nothing_and_the_run_still_export
       r'here; model.intermediate_size: 128 there, 64 here\); use another --workdir')):
     train.train_and_evaluate(config, workdir)
   assert _contents(workdir) == before
-  assert not os.path.exists(os.path.join(workdir, workdir_lib.LOCK_FILE))
+  assert not os.path.exists(os.path.join(workdir, lease.LOCK_FILE))
   assert [name for name, _ in export.export(workdir, str(tmp_path / 'hf'))] == ['discriminator',
                                                                                'generator']
 
@@ -258,7 +257,7 @@ def test_a_second_run_on_a_held_workdir_is_refused_while_the_first_finishes_inta
       f'{workdir} is in use by another run: host {socket.gethostname()}, pid {os.getpid()}, since ')
   assert [r['step'] for r in _records(workdir)] == [1, 2, 3, 4]
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2', '4']
-  assert not os.path.exists(os.path.join(workdir, workdir_lib.LOCK_FILE))
+  assert not os.path.exists(os.path.join(workdir, lease.LOCK_FILE))
 
 
 @pytest.mark.parametrize('source,kind', [('text', 'rtd'), ('synthetic', 'mlm')])
@@ -286,3 +285,12 @@ def test_whole_word_masking_trains_and_evaluates_and_only_it_reads_word_starts(
   config.objective.whole_word_masking = False
   inputs = data.prepare(config)
   assert all('word_starts' not in batch for batch in [next(inputs.train), *inputs.eval])
+
+
+@pytest.mark.parametrize('kind,expected', [('rtd', (0.85, 0.0)), ('mlm', (0.8, 0.1))])
+def test_the_resolved_config_holds_the_masking_fractions_of_its_kind(config, kind, expected):
+  config.objective.kind = kind
+  resolved, _ = train.resolve(config)  # What config.json records and a rerun is compared with.
+  assert (resolved.objective.mask_token_fraction, resolved.objective.random_token_fraction) == expected
+  config.objective.mask_token_fraction = 0.7
+  assert train.resolve(config)[0].objective.mask_token_fraction == 0.7

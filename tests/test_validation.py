@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from configs import base, large, small, tiny
@@ -43,6 +44,17 @@ def test_presets_are_valid_on_eight_devices(preset):
      'generator_learning_rate=-1.0 must not be negative'),
     (lambda c: (setattr(c.objective, 'kind', 'mlm'), setattr(c, 'init_from_hf', 'hf/x')),
      'does not start config.objective.kind=mlm'),
+    # The discriminator's bias starts at the log-odds of mask_prob: infinite at 1.
+    (lambda c: setattr(c.objective, 'mask_prob', 1.0),
+     'mask_prob=1.0 must be in \\(0, 1\\) with objective.kind=rtd; the paper uses 0.15'),
+    (lambda c: (setattr(c.objective, 'kind', 'mlm'), setattr(c.objective, 'mask_prob', 1.5)),
+     'mask_prob=1.5 must be in \\(0, 1\\];'),
+    (lambda c: (setattr(c.objective, 'mask_token_fraction', 0.0),
+                setattr(c.objective, 'random_token_fraction', 0.0)),
+     'are both 0, so no chosen token is hidden; set mask_token_fraction'),
+    # The MLM baseline's unset random_token_fraction is BERT's 0.1, which 0.95 leaves no room for.
+    (lambda c: (setattr(c.objective, 'kind', 'mlm'), setattr(c.objective, 'mask_token_fraction', 0.95)),
+     'random_token_fraction=0.1 must be in'),
 ])
 def test_impossible_configs_are_rejected_with_one_line(config, change, message):
   change(config)
@@ -55,3 +67,9 @@ def test_batch_must_split_over_processes(config):
   config.train.batch_size = 16
   with pytest.raises(UserError, match='3 processes'):
     validation.validate(config, num_devices=8, process_count=3)
+
+
+@pytest.mark.parametrize('kind,mask_prob', [('rtd', float(np.nextafter(1.0, 0.0))), ('mlm', 1.0)])
+def test_the_largest_mask_prob_of_each_kind_is_valid(config, kind, mask_prob):
+  config.objective.kind, config.objective.mask_prob = kind, mask_prob
+  validation.validate(config, num_devices=8)

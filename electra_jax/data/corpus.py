@@ -115,7 +115,11 @@ class _ZstdReader(io.RawIOBase):
 _DECOMPRESS = {'.gz': lambda path: gzip.open(path, 'rb'), '.bz2': lambda path: bz2.open(path, 'rb'),
                '.zst': lambda path: io.BufferedReader(_ZstdReader(path), 1 << 16)}
 _FORMAT_SUFFIXES = {'jsonl': ('.jsonl', '.json'), 'parquet': ('.parquet',)}
-_READS = {'text': 'text files (any suffix but .jsonl, .json and .parquet), optionally .gz, .zst or .bz2',
+# Archives and compressions without a _DECOMPRESS entry: read as text, they would give binary noise.
+_UNREAD_PACKINGS = ('.xz', '.lzma', '.lz4', '.lz', '.z', '.br', '.zip', '.7z', '.rar', '.tar', '.tgz',
+                    '.tbz2', '.txz')
+_READS = {'text': 'text files (not .jsonl, .json, .parquet, nor archives or other compressions such as '
+                  '.xz, .lz4, .zip, .7z, .tar), optionally .gz, .zst or .bz2',
           'jsonl': 'JSON lines: .jsonl or .json, optionally .gz, .zst or .bz2',
           'parquet': '.parquet files'}
 _EXAMPLE_SUFFIX = {'text': '.txt', 'jsonl': '.jsonl.gz', 'parquet': '.parquet'}
@@ -130,7 +134,7 @@ def _suffixes(path: str) -> tuple[str, str]:
 def _readable(kind: str, path: str) -> bool:
   suffix, compression = _suffixes(path)
   if kind == 'text':
-    return not any(suffix in suffixes for suffixes in _FORMAT_SUFFIXES.values())
+    return suffix not in _UNREAD_PACKINGS and not any(suffix in s for s in _FORMAT_SUFFIXES.values())
   return suffix in _FORMAT_SUFFIXES[kind] and not (kind == 'parquet' and compression)
 
 
@@ -142,7 +146,8 @@ def _open(path: str):
 def from_files(kind: str, pattern: str, text_field: str = 'text', skip_bad_records: bool = False,
                name: str | None = None) -> Corpus:
   """The files matching `pattern`, read as `kind` ('text', 'jsonl' or 'parquet'); fingerprinted by
-  path, size and modification time (and, for records, the field that holds the text)."""
+  path, size and modification time (and, for records, the field that holds the text and whether bad
+  records are skipped)."""
   source = f'{kind}:{pattern}'
   paths = sorted(p for p in glob.glob(os.path.expanduser(pattern), recursive=True)
                  if os.path.isfile(p))
@@ -166,9 +171,9 @@ def from_files(kind: str, pattern: str, text_field: str = 'text', skip_bad_recor
   if not tasks:
     raise UserError(f'{source}: all {len(paths)} matching files are empty')
   files = [(path, s.st_size, s.st_mtime_ns) for path, s in stats]
-  # skip_bad_records is not part of it: where a build with it and one without both succeed, they read
-  # the same records.
-  fingerprint = _digest(files if kind == 'text' else [kind, text_field, files])
+  # skip_bad_records is part of it: a dataset built skipping bad records must not hide the error that a
+  # run that stops at them would meet. Text files have no records.
+  fingerprint = _digest(files if kind == 'text' else [kind, text_field, skip_bad_records, files])
   if name is None:  # The glob's last literal path component: /data/wiki/*.txt -> wiki.
     parts = [p for p in pattern.split(os.sep) if p and not any(c in p for c in '*?[')]
     name = _slug(parts[-1] if parts else kind)
@@ -310,9 +315,22 @@ def _line_number(path: str, offset: int) -> int:
 
 
 def _text_lines(task: Task) -> Iterator[str]:
+  """Each line, long ones as their pieces that hold more than whitespace: a whitespace-only piece of a
+  long line (its line end alone, say) is not a blank line. A line without text is ''."""
   decoder = codecs.getincrementaldecoder('utf-8')(errors='electra_jax.count')
+  blank = True  # No piece of the current line has held text yet.
   for _, chunk in _byte_lines(task, MAX_LINE):
-    yield decoder.decode(chunk, final=chunk.endswith(b'\n'))
+    line_ends = chunk.endswith(b'\n')
+    piece = decoder.decode(chunk, final=line_ends)
+    if piece.strip():
+      blank = False
+      yield piece
+    elif blank and line_ends:
+      yield ''
+    if line_ends:
+      blank = True
+  if (rest := decoder.decode(b'', final=True)).strip():  # A character cut by the end of the file.
+    yield rest
 
 
 def _bad_record(task: Task, problem: str, *, offset: int = 0, row: int = 0) -> None:

@@ -20,10 +20,10 @@ from typing import Iterator
 
 from absl import logging
 from array_record.python import array_record_module
-import filelock
 import numpy as np
 import tensorflow_datasets as tfds
 
+from electra_jax import files
 from electra_jax.data import corpus, examples
 from electra_jax.data import tokenizer as tokenizer_lib
 from electra_jax.errors import UserError
@@ -179,28 +179,16 @@ def build(data_dir: str, plan: BuildPlan) -> str:
   process builds it at a time (others wait, then reuse it); what a killed build left is removed."""
   path = directory(data_dir, plan)
   if not _built(path):
-    with _one_builder(os.path.dirname(os.path.dirname(path))):
+    root = os.path.dirname(os.path.dirname(path))
+    os.makedirs(root, exist_ok=True)
+    with files.exclusive(os.path.join(root, 'build'), timeout=-1,
+                         waiting=f'waiting for another process that builds the dataset in {root}'):
       if not _built(path):  # Another process may have built it while this one waited.
         _remove_killed_builds(os.path.dirname(path))
         _build(path, plan)
         return path
   logging.info('reusing the built dataset %s', path)
   return path
-
-
-@contextlib.contextmanager
-def _one_builder(root: str):
-  os.makedirs(root, exist_ok=True)
-  builders = filelock.FileLock(os.path.join(root, 'build.lock'))
-  try:
-    builders.acquire(timeout=0)
-  except filelock.Timeout:
-    logging.info('waiting for another process that builds the dataset in %s', root)
-    builders.acquire()
-  try:
-    yield
-  finally:
-    builders.release()
 
 
 def _remove_killed_builds(builder_dir: str) -> None:

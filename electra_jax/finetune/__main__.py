@@ -3,8 +3,9 @@
   python -m electra_jax.finetune --config=configs/finetune/classification.py --workdir=runs/cls \
       --config.init_checkpoint=runs/tiny --config.train_file=train.csv --config.eval_file=dev.csv
 
-writes results.json (the median over config.seeds of every metric), predictions.* and one
-seed_<n>/ directory per seed. Running the same command again resumes where it stopped.
+writes one seed_<n>/ directory per seed, results.json (every finished seed's metrics and their
+median) and the median seed's predictions.*. Running the same command again resumes where it
+stopped.
 """
 
 from electra_jax import cli

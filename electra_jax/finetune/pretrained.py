@@ -22,6 +22,15 @@ class Pretrained:
   tokenizer: tokenizer_lib.Tokenizer
   # The fine-tuning state's abstract params -> {'embeddings', 'electra'}, placed as they say.
   read_encoder: Callable[[dict], dict]
+  # Which weights read_encoder reads (JSON): the pre-training run's checkpoint step, or the HF
+  # folder's weight files as they are now; every seed of a fine-tuning run must start from the same.
+  origin: dict
+
+
+def describe(origin: dict) -> str:
+  if 'step' in origin:
+    return f'the checkpoint of step {origin["step"]} of {origin["init_checkpoint"]}'
+  return f'the weights in {origin["init_from_hf"]} ({", ".join(origin["weights"])} of that time)'
 
 
 def open_source(config: ml_collections.ConfigDict) -> Pretrained:
@@ -42,12 +51,17 @@ def open_workdir(path: str) -> Pretrained:
     raise UserError(f'config.init_checkpoint={path} has no tokenizer: it was pre-trained on the '
                     f'{run.config.data.source!r} source, which has no text to fine-tune with; '
                     'pre-train on text (builtin, text:GLOB or tfds:NAME)')
+  step = checkpoint.latest_step(os.path.join(run.directory, 'checkpoints'))
+  if step is None:
+    raise UserError(f'config.init_checkpoint={path} has no checkpoint yet; fine-tune once its '
+                    'pre-training has saved one')
   gdes = run.config.model.get('embedding_sharing') == 'gdes'
   return Pretrained(run.directory, run.config, run.tokenizer,
-                    lambda abstract: _restore_encoder(run.directory, abstract, gdes))
+                    lambda abstract: _restore_encoder(run.directory, abstract, gdes, step),
+                    {'init_checkpoint': run.directory, 'step': step})
 
 
-def _restore_encoder(directory: str, abstract_params: dict, gdes: bool) -> dict:
+def _restore_encoder(directory: str, abstract_params: dict, gdes: bool, step: int) -> dict:
   """The discriminator's embeddings (with a GDES delta folded in) and encoder."""
   part = {'embeddings': abstract_params['embeddings'],
           'discriminator': {'electra': abstract_params['electra']}}
@@ -57,7 +71,7 @@ def _restore_encoder(directory: str, abstract_params: dict, gdes: bool) -> dict:
   checkpoints = checkpoint.Checkpoints(os.path.join(directory, 'checkpoints'),
                                        every=1, keep=1, read_only=True)
   try:
-    params = model.fold_embedding_delta(checkpoints.restore_part({'params': part})['params'])
+    params = model.fold_embedding_delta(checkpoints.restore_part({'params': part}, step)['params'])
   finally:
     checkpoints.close()
   return {'embeddings': params['embeddings'], 'electra': params['discriminator']['electra']}
@@ -75,4 +89,5 @@ def _open_hf(path: str) -> Pretrained:
   config = ml_collections.ConfigDict({'model': model_config.to_dict(), 'data': options})
   return Pretrained(directory, config, tokenizer,
                     lambda abstract: load.encoder_params(directory, abstract,
-                                                        model_config.vocab_size))
+                                                        model_config.vocab_size),
+                    {'init_from_hf': directory, 'weights': folder.weights_stamp(directory)})

@@ -70,6 +70,17 @@ def _read_torch(path: str) -> dict[str, np.ndarray]:
   return {name: tensor.float().numpy() for name, tensor in state.items()}
 
 
+def weights_stamp(folder: str) -> dict[str, list[int]]:
+  """{file: [bytes, modification time in ns]} of the folder's weight files, which changes when they
+  are replaced."""
+  stamp = {}
+  for name in sorted(os.listdir(folder)):
+    if name.endswith(('.safetensors', '.safetensors.index.json', '.bin')):
+      st = os.stat(os.path.join(folder, name))
+      stamp[name] = [st.st_size, st.st_mtime_ns]
+  return stamp
+
+
 def read_tokenizer(folder: str) -> tokenizer_lib.Tokenizer | None:
   """The folder's tokenizer (our tokenizer.model, or a WordPiece vocab.txt with the lower-casing
   and accent stripping its tokenizer_config.json asks for), or None."""
