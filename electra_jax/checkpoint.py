@@ -44,6 +44,9 @@ class Checkpoints:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
+  def steps(self) -> list[int]:
+    return list(self._manager.all_steps())
+
   def restore_latest(self, abstract_state):
     """(train state, loop state) of the newest checkpoint, or None when there is none."""
     step = self._manager.latest_step()
@@ -62,7 +65,7 @@ class Checkpoints:
     checkpoint `step` (default the newest); nothing else is read. UserError if there is no such
     checkpoint or a shape differs."""
     step = self._manager.latest_step() if step is None else step
-    if step is None or step not in self._manager.all_steps():
+    if step is None or step not in self.steps():
       raise UserError(f'{self.directory} holds no checkpoint{"" if step is None else f" {step}"}; '
                       'was it deleted?')
     self._check_shapes(step, abstract_part)

@@ -57,22 +57,34 @@ def exclusive(path: str, timeout: float = 60, waiting: str = ''):
   PATH.lock: flock, which the kernel releases if the process dies, or a marker file where the
   filesystem has no flock), waiting up to `timeout` seconds (-1: as long as it takes; `waiting` is
   logged if it must wait at all). PATH.lock is removed before it is released, so none is left
-  behind (one a killed process left included): a process waiting on it finds it unlinked and opens
-  it anew (filelock checks)."""
+  behind (one a killed process left included): a process that meanwhile locked the removed file
+  finds another (or none) at PATH.lock and locks again."""
   lock_path = path + '.lock'
-  lock = filelock.FileLock(lock_path)
-  try:
+  while True:
+    locked = []  # The file flock locked; a marker file (no flock) gives none and removes itself.
+    lock = filelock.FileLock(lock_path, on_acquired=lambda fd: locked.append(os.fstat(fd)))
     try:
-      lock.acquire(timeout=0)
-    except filelock.Timeout:
-      if waiting:
-        logging.info('%s', waiting)
-      lock.acquire(timeout=timeout)
-  except filelock.Timeout as e:
-    raise UserError(f'{lock_path} stayed locked for {timeout:.0f} s; is the filesystem stuck?') from e
+      try:
+        lock.acquire(timeout=0)
+      except filelock.Timeout:
+        if waiting:
+          logging.info('%s', waiting)
+        lock.acquire(timeout=timeout)
+    except filelock.Timeout as e:
+      raise UserError(f'{lock_path} stayed locked for {timeout:.0f} s; is the filesystem stuck?') from e
+    try:
+      current = os.stat(lock_path)
+    except FileNotFoundError:
+      current = None
+    # On NFS a removed file that is still open is only renamed, so filelock's own check (no links
+    # left) does not see it.
+    if not locked or (current is not None and os.path.samestat(locked[0], current)):
+      break
+    lock.release()
   try:
     yield
   finally:
-    with contextlib.suppress(FileNotFoundError):
-      os.remove(lock_path)
+    if locked:
+      with contextlib.suppress(FileNotFoundError):
+        os.remove(lock_path)
     lock.release()

@@ -5,8 +5,9 @@ Another run takes the lease over when its holder is provably gone (a process of 
 namespace that no longer runs) or has not renewed it for LEASE_SECONDS (a machine lost, a process
 killed elsewhere); otherwise it is refused, or, with `wait`, watches the record until the lease
 expires. A holder can lose the lease while it still runs (suspended, a stalled filesystem, host
-clocks that differ): a record that names another holder, or renewals failing for GIVE_UP_SECONDS,
-mark it lost, and the run stops before it writes anything more (`Hold`).
+clocks that differ by more than LEASE_SECONDS - GIVE_UP_SECONDS): a record that names another holder,
+or renewals failing for GIVE_UP_SECONDS, mark it lost, and the run stops before it writes anything
+more (`Hold`).
 """
 
 import contextlib
@@ -37,6 +38,11 @@ WAIT_POLL_SECONDS = 5
 
 class LockLost(UserError):
   """Another run may hold the directory now; this one stopped without writing more."""
+
+
+def _clock() -> float:
+  """Seconds that go on while the machine sleeps (CLOCK_BOOTTIME), where monotonic ones stop."""
+  return time.clock_gettime(getattr(time, 'CLOCK_BOOTTIME', time.CLOCK_MONOTONIC))
 
 
 def _read_text(path: str) -> str | None:
@@ -120,10 +126,9 @@ class _Lease:
   def __init__(self, directory: str, wait: bool):
     self._directory = directory
     self._path = os.path.realpath(os.path.join(directory, LOCK_FILE))
-    now = time.time()
-    self._mine = {**machine(), 'pid': os.getpid(), 'since': now, 'renewed': now}
+    self._mine = {**machine(), 'pid': os.getpid()}
     self._take(wait)
-    self._renewed_at = time.monotonic()
+    self._renewed_at = _clock()
     self.lost: str | None = None
     self._stop = threading.Event()
     self._renewing = threading.Thread(target=self._renew, name=f'lock {directory}', daemon=True)
@@ -144,6 +149,7 @@ class _Lease:
           if held is not None:
             logging.warning('%s: taking over the lock of %s: %s', self._directory, _holder(held),
                             reason)
+          self._mine['since'] = self._mine['renewed'] = time.time()  # Not when it began to wait.
           self._write()
           _held.add(self._path)
           files.remove_leftovers(self._directory)
@@ -176,10 +182,10 @@ class _Lease:
 
   def _lost_to(self, held: dict | None) -> None:
     self._lose('another run took over the lock: ' + _holder(held) if held is not None else
-               f'the lock record {self._path} was removed')
+               f'the lock record {self._path} was removed or overwritten')
 
   def _silent_for(self) -> float:
-    return time.monotonic() - self._renewed_at
+    return _clock() - self._renewed_at
 
   def stale(self) -> bool:
     """Whether renewals have failed (or this process was suspended) for so long that another run
@@ -212,7 +218,7 @@ class _Lease:
             return
           self._mine['renewed'] = time.time()
           self._write()
-        self._renewed_at = time.monotonic()
+        self._renewed_at = _clock()
       except (OSError, UserError) as e:  # Perhaps a passing hiccup; stale() says when it is not.
         logging.warning('%s: could not renew the lock (last renewed %.0f s ago): %s', self._directory,
                         self._silent_for(), e)
@@ -252,14 +258,15 @@ class Hold:
                      'stop it, then rerun this command to resume from the last checkpoint')
 
   def check_everywhere(self) -> None:
-    """LockLost on every process if process 0 no longer holds a lease; a collective."""
+    """LockLost on every process if process 0 no longer holds a lease; a collective, whose answer
+    alone decides, so that every process goes on or stops alike."""
     held = self.writable()
-    if jax.process_count() > 1:
-      if not int(multihost_utils.broadcast_one_to_all(np.int32(held))):
-        if jax.process_index() == 0:
-          self.check()
-        raise LockLost('process 0 lost the lock of the workdir; its error says why')
-    self.check()
+    if jax.process_count() == 1:
+      self.check()
+    elif not int(multihost_utils.broadcast_one_to_all(np.int32(held))):
+      if jax.process_index() == 0:
+        self.check()
+      raise LockLost('process 0 lost the lock of the workdir; its error says why')
 
 
 @contextlib.contextmanager
@@ -290,7 +297,10 @@ def hold(*directories: str, wait: bool = False):
 
 
 def in_use(directory: str) -> bool:
-  """Whether another process holds `directory` now, by its record."""
+  """Whether another process holds `directory` now, by its record (unreadable: it may)."""
   path = os.path.realpath(os.path.join(directory, LOCK_FILE))
-  held = _read(path)
+  try:
+    held = _read(path)
+  except OSError:
+    return True
   return held is not None and path not in _held and _gone(held, path) is None

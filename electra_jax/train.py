@@ -40,7 +40,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   (nothing in it is written then), lease.LockLost when another run took the workdir over (nothing
   more was written), and preemption.Stopped when SIGTERM/SIGINT stopped it early (a checkpoint was
   written)."""
-  config, text = resolve(workdir_lib.as_started_from_hf(config, workdir))
+  config, text = resolve(hf_load.continued_config(config, workdir))
   workdir_lib.make(workdir)
   with lease.hold(workdir, wait=wait_for_lock) as held:
     return _train(config, text, workdir, held)

@@ -11,11 +11,10 @@ import dataclasses
 import json
 import os
 
-from absl import logging
 import jax
 import ml_collections
 
-from electra_jax import checkpoint, files
+from electra_jax import files
 from electra_jax.data import tokenizer as tokenizer_lib, wordpiece
 from electra_jax.errors import UserError
 
@@ -35,7 +34,7 @@ RESUMABLE = frozenset({
 # Pre-training may also go on for more steps (which sets where the learning rate decays to 0), at
 # another peak rate (the remedy its non-finite error names), evaluate otherwise, keep its data cache
 # elsewhere or read it with other threads, read its tokenizer from elsewhere (check_tokenizer
-# compares the contents) and drop init_from_hf (only a fresh run reads it: as_started_from_hf).
+# compares the contents) and drop init_from_hf (only a fresh run reads it: hf.load.continued_config).
 PRETRAINING_RESUMABLE = RESUMABLE | {
     'train.steps', 'train.learning_rate', 'train.eval_every', 'train.eval_batches',
     'data.data_dir', 'data.read_threads', 'data.build_processes', 'data.tokenizer', 'init_from_hf'}
@@ -113,25 +112,6 @@ def check_tokenizer(workdir: str, tokenizer: tokenizer_lib.Tokenizer | None) -> 
   raise UserError(f'--workdir={workdir} was trained with another tokenizer than this config\'s; resume '
                   f'with --config.data.tokenizer={os.path.join(workdir, recorded[0])}, or use another '
                   '--workdir')
-
-
-def as_started_from_hf(config: ml_collections.ConfigDict, workdir: str) -> ml_collections.ConfigDict:
-  """`config` as a rerun of the run in workdir sees it: a run that started from config.init_from_hf
-  continues without it, with the model sizes and tokenizer it recorded (the folder may be gone)."""
-  if (config.init_from_hf or not os.path.isfile(os.path.join(workdir, CONFIG_FILE))
-      or not checkpoint.has_checkpoint(os.path.join(workdir, 'checkpoints'))):
-    return config
-  run = open_run(workdir, '--workdir')
-  if not run.config.get('init_from_hf') or run.tokenizer is None:
-    return config
-  config = ml_collections.ConfigDict(config.to_dict())
-  config.model = run.config.model
-  config.data.tokenizer = os.path.join(run.directory, run.tokenizer.file_name)
-  for name in ('lowercase', 'strip_accents'):
-    config.data[name] = run.config.data.get(name, config.data[name])
-  logging.info('continuing the run that started from %s with its model sizes and tokenizer',
-               run.config.init_from_hf)
-  return config
 
 
 @dataclasses.dataclass(frozen=True)

@@ -139,13 +139,25 @@ def test_a_new_seed_must_start_from_the_checkpoint_the_others_started_from(finet
   assert not os.path.exists(workdir / 'seed_1' / train.ORIGIN_FILE)
   finetune_config.seeds = '0'  # A finished (or resumed) seed reads no weights: still fine.
   assert 'accuracy' in train.finetune(finetune_config, str(workdir))
+  # A seed of this job starts after the pre-training run dropped the step the job started from.
+  with pytest.raises(UserError, match=(
+      rf'no longer holds the checkpoint of step {origin["step"] + 1000} that this fine-tuning run '
+      'started from .*; fine-tune into another --workdir')):
+    pretrained._restore_encoder(source.directory, {}, False, origin['step'] + 1000)  # pylint: disable=protected-access
 
 
 def test_from_scratch_never_reads_the_pretrained_weights(finetune_config, tmp_path, monkeypatch):
+  """Nor needs them: a pre-training run without a checkpoint gives its sizes and tokenizer."""
+  sizes_only = tmp_path / 'sizes_only'
+  sizes_only.mkdir()
+  for name in ('config.json', 'tokenizer.model'):
+    shutil.copy(os.path.join(finetune_config.init_checkpoint, name), sizes_only)
+  finetune_config.init_checkpoint = str(sizes_only)
   finetune_config.from_scratch = True
   finetune_config.train.epochs = 0.1
   monkeypatch.setattr(pretrained, '_restore_encoder', lambda *a: pytest.fail('weights were read'))
   assert 'accuracy' in train.finetune(finetune_config, str(tmp_path / 'run'))
+  assert not os.path.exists(tmp_path / 'run' / 'seed_0' / train.ORIGIN_FILE)
 
 
 def test_the_encoder_is_the_pretrained_discriminator(finetune_config, pretrained_run):

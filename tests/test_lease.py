@@ -124,7 +124,10 @@ def test_waiting_takes_over_a_lease_nobody_renews_with_a_countdown(tmp_path, mon
   monkeypatch.setattr(lease, 'WAIT_POLL_SECONDS', 0.1)
   _write_record(tmp_path, host='killed-machine', pid=7)
   with caplog.at_level(logging.WARNING), lease.hold(str(tmp_path), wait=True):
-    assert _record(tmp_path)['pid'] == os.getpid()
+    held = _record(tmp_path)
+    assert held['pid'] == os.getpid()
+    # Dated when it was taken, not when the wait began: else it would look expired at once.
+    assert time.time() - held['since'] < 0.5 and time.time() - held['renewed'] < 0.5
   assert re.search(r'waiting for the lease of host killed-machine, pid 7, since .* UTC, which it has '
                    r'not renewed, to expire: \d+ s left', caplog.text)
   assert 'taking over the lock of host killed-machine' in caplog.text

@@ -55,11 +55,13 @@ def _records(workdir) -> list[dict]:
     return []
 
 
-def _evaluating(workdir) -> bool:
+def _evaluating(workdir, after: int) -> bool:
   """The loop writes the train record of an evaluation's step, then evaluates, then writes its eval
-  record: the newest record is that train record while the evaluation runs."""
+  record: the newest record is that train record while the evaluation runs. `after`: a step that an
+  earlier attempt logged, which this one may not have reached again."""
   records = _records(workdir)
-  return bool(records) and records[-1]['split'] == 'train' and records[-1]['step'] % EVAL_EVERY == 0
+  return bool(records) and records[-1]['split'] == 'train' and records[-1]['step'] > after and (
+      records[-1]['step'] % EVAL_EVERY == 0)
 
 
 def _kill_when(workdir, moment, rng: random.Random) -> bool:
@@ -76,11 +78,11 @@ def _kill_when(workdir, moment, rng: random.Random) -> bool:
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
   target = first + rng.randint(1, 4)
   ready = {'step': lambda: (_records(workdir) or [{'step': 0}])[-1]['step'] >= target,
-           'save': lambda: marker.exists(), 'eval': lambda: _evaluating(workdir)}[moment]
+           'save': lambda: marker.exists(), 'eval': lambda: _evaluating(workdir, first)}[moment]
   deadline = time.monotonic() + 240
   while process.poll() is None and not ready():
     assert time.monotonic() < deadline, f'no {moment} to kill in 240 s'
-    time.sleep(0.002)
+    time.sleep(0.01)
   if process.poll() is not None:
     assert process.returncode == 0, process.stderr.read()[-3000:]
     return False

@@ -22,62 +22,69 @@ class Pretrained:
   tokenizer: tokenizer_lib.Tokenizer
   # The fine-tuning state's abstract params -> {'embeddings', 'electra'}, placed as they say.
   read_encoder: Callable[[dict], dict]
-  # Which weights read_encoder reads (JSON): the pre-training run's checkpoint step, or the HF
-  # folder's weight files as they are now; every seed of a fine-tuning run must start from the same.
-  origin: dict
+  # Which weights read_encoder reads (JSON): the pre-training run's checkpoint step, or the digest of
+  # the HF folder's weights; every seed of a fine-tuning run must start from the same. None where no
+  # weights are read (config.from_scratch).
+  origin: dict | None
 
 
 def describe(origin: dict) -> str:
   if 'step' in origin:
     return f'the checkpoint of step {origin["step"]} of {origin["init_checkpoint"]}'
-  return f'the weights in {origin["init_from_hf"]} ({", ".join(origin["weights"])} of that time)'
+  return f'the weights in {origin["init_from_hf"]} (sha256 {origin["sha256"][:12]})'
 
 
 def open_source(config: ml_collections.ConfigDict) -> Pretrained:
   if config.init_checkpoint and config.init_from_hf:
     raise UserError('set one of config.init_checkpoint and config.init_from_hf, not both')
   if config.init_from_hf:
-    return _open_hf(config.init_from_hf)
+    return _open_hf(config.init_from_hf, not config.from_scratch)
   if not config.init_checkpoint:
     raise UserError('config.init_checkpoint is not set; give the --workdir of a pre-training run, '
                     'e.g. --config.init_checkpoint=runs/tiny, or a Hugging Face folder as '
                     '--config.init_from_hf')
-  return open_workdir(config.init_checkpoint)
+  return open_workdir(config.init_checkpoint, not config.from_scratch)
 
 
-def open_workdir(path: str) -> Pretrained:
+def open_workdir(path: str, weights: bool = True) -> Pretrained:
+  """The pre-training run at `path`; with `weights`, its newest checkpoint, which read_encoder reads
+  however many newer ones the run saves meanwhile."""
   run = workdir.open_run(path, 'config.init_checkpoint')
   if run.tokenizer is None:
     raise UserError(f'config.init_checkpoint={path} has no tokenizer: it was pre-trained on the '
                     f'{run.config.data.source!r} source, which has no text to fine-tune with; '
                     'pre-train on text (builtin, text:GLOB or tfds:NAME)')
   step = checkpoint.latest_step(os.path.join(run.directory, 'checkpoints'))
-  if step is None:
+  if step is None and weights:
     raise UserError(f'config.init_checkpoint={path} has no checkpoint yet; fine-tune once its '
                     'pre-training has saved one')
   gdes = run.config.model.get('embedding_sharing') == 'gdes'
   return Pretrained(run.directory, run.config, run.tokenizer,
                     lambda abstract: _restore_encoder(run.directory, abstract, gdes, step),
-                    {'init_checkpoint': run.directory, 'step': step})
+                    {'init_checkpoint': run.directory, 'step': step} if weights else None)
 
 
 def _restore_encoder(directory: str, abstract_params: dict, gdes: bool, step: int) -> dict:
-  """The discriminator's embeddings (with a GDES delta folded in) and encoder."""
-  part = {'embeddings': abstract_params['embeddings'],
-          'discriminator': {'electra': abstract_params['electra']}}
-  if gdes:
-    part['embedding_delta'] = {
-        'embedding': abstract_params['embeddings']['word_embeddings']['embedding']}
+  """The discriminator's embeddings (with a GDES delta folded in) and encoder of checkpoint `step`."""
   checkpoints = checkpoint.Checkpoints(os.path.join(directory, 'checkpoints'),
                                        every=1, keep=1, read_only=True)
   try:
+    if step not in checkpoints.steps():
+      raise UserError(f'config.init_checkpoint={directory} no longer holds the checkpoint of step '
+                      f'{step} that this fine-tuning run started from (pre-training keeps its newest '
+                      'config.train.keep_checkpoints); fine-tune into another --workdir')
+    part = {'embeddings': abstract_params['embeddings'],
+            'discriminator': {'electra': abstract_params['electra']}}
+    if gdes:
+      part['embedding_delta'] = {
+          'embedding': abstract_params['embeddings']['word_embeddings']['embedding']}
     params = model.fold_embedding_delta(checkpoints.restore_part({'params': part}, step)['params'])
   finally:
     checkpoints.close()
   return {'embeddings': params['embeddings'], 'electra': params['discriminator']['electra']}
 
 
-def _open_hf(path: str) -> Pretrained:
+def _open_hf(path: str, weights: bool) -> Pretrained:
   directory = load.encoder_folder(path)
   tokenizer = folder.read_tokenizer(directory)
   if tokenizer is None:
@@ -90,4 +97,5 @@ def _open_hf(path: str) -> Pretrained:
   return Pretrained(directory, config, tokenizer,
                     lambda abstract: load.encoder_params(directory, abstract,
                                                         model_config.vocab_size),
-                    {'init_from_hf': directory, 'weights': folder.weights_stamp(directory)})
+                    {'init_from_hf': directory, 'sha256': folder.weights_digest(directory)}
+                    if weights else None)

@@ -72,7 +72,7 @@ def _claim_workdir(workdir: str, config: ml_collections.ConfigDict, seeds: list[
         # The pre-training run's sections, less what it may change on resume (where its data cache is).
         workdir_lib.check_fits(workdir, workdir_lib.CONFIG_FILE, model_and_task,
                                workdir_lib.PRETRAINING_RESUMABLE)
-      starting = sorted(path for path in ours if not _progress(path))
+      starting = sorted(path for path in ours if not _progress(path)) if source.origin else []
       for path in active if starting else []:
         origin = _read_json(os.path.join(path, ORIGIN_FILE))
         if origin is not None and origin != source.origin:
@@ -234,10 +234,10 @@ def _run_seed(seed: int, config, task: tasks.TaskData, training: step.Training,
 
 def finetune(config: ml_collections.ConfigDict, workdir: str,
              wait_for_lock: bool = False) -> dict[str, float]:
-  """Fine-tunes every seed of config.seeds into workdir/seed_<n>/ and returns the median metrics of
-  every finished seed of workdir (other jobs may add seeds), also written to workdir/results.json
-  with each seed's and the median seed's predictions beside it. `wait_for_lock` waits for the lease
-  of a run that holds a seed but no longer renews it.
+  """Fine-tunes every seed of config.seeds into workdir/seed_<n>/ and returns (on process 0; None on
+  the others) the median metrics of every finished seed of workdir (other jobs may add seeds), also
+  written to workdir/results.json with each seed's, and the median seed's predictions beside it.
+  `wait_for_lock` waits for the lease of a run that holds a seed but no longer renews it.
 
   Raises UserError when another run holds one of the seeds, or this config does not fit the run in
   workdir (nothing in it is written then)."""

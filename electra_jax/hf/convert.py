@@ -156,6 +156,18 @@ def hf_config(model_config, architecture: str, *, generator: bool = False, **ext
       **extra}
 
 
+# config.model's fields that a folder's config.json sets: ours -> the discriminator's name.
+_FROM_DISCRIMINATOR = {
+    'vocab_size': 'vocab_size', 'embedding_size': 'embedding_size', 'hidden_size': 'hidden_size',
+    'num_layers': 'num_hidden_layers', 'num_heads': 'num_attention_heads',
+    'intermediate_size': 'intermediate_size', 'max_position_embeddings': 'max_position_embeddings',
+    'type_vocab_size': 'type_vocab_size', 'dropout_rate': 'hidden_dropout_prob',
+    'attention_dropout_rate': 'attention_probs_dropout_prob',
+    'initializer_range': 'initializer_range', 'layer_norm_eps': 'layer_norm_eps'}
+# And with a generator's config.json too (model_config's `generator`).
+FOLDER_FIELDS = (*_FROM_DISCRIMINATOR, 'generator_hidden_size', 'generator_num_layers')
+
+
 def model_config(base: ml_collections.ConfigDict, discriminator: dict, generator: dict | None,
                  where: str) -> ml_collections.ConfigDict:
   """`base` (a config.model) with the sizes of HF's discriminator (and generator) config.json."""
@@ -169,17 +181,7 @@ def model_config(base: ml_collections.ConfigDict, discriminator: dict, generator
       raise UserError(f'{where}: the {name} config has {unsupported}; only ELECTRA with GELU and '
                       'absolute positions is supported')
   config = ml_collections.ConfigDict(base.to_dict())
-  config.update(
-      vocab_size=discriminator['vocab_size'], embedding_size=discriminator['embedding_size'],
-      hidden_size=discriminator['hidden_size'], num_layers=discriminator['num_hidden_layers'],
-      num_heads=discriminator['num_attention_heads'],
-      intermediate_size=discriminator['intermediate_size'],
-      max_position_embeddings=discriminator['max_position_embeddings'],
-      type_vocab_size=discriminator['type_vocab_size'],
-      dropout_rate=discriminator['hidden_dropout_prob'],
-      attention_dropout_rate=discriminator['attention_probs_dropout_prob'],
-      initializer_range=discriminator['initializer_range'],
-      layer_norm_eps=discriminator['layer_norm_eps'])
+  config.update({ours: discriminator[theirs] for ours, theirs in _FROM_DISCRIMINATOR.items()})
   if generator is not None:
     shared = ('vocab_size', 'embedding_size', 'max_position_embeddings', 'type_vocab_size')
     differ = [key for key in shared if generator[key] != discriminator[key]]

@@ -5,6 +5,7 @@ torch's weights-only loader, which refuses arbitrary pickled objects; torch is n
 only. Writing always produces safetensors with the metadata transformers checks for.
 """
 
+import hashlib
 import json
 import os
 
@@ -70,15 +71,15 @@ def _read_torch(path: str) -> dict[str, np.ndarray]:
   return {name: tensor.float().numpy() for name, tensor in state.items()}
 
 
-def weights_stamp(folder: str) -> dict[str, list[int]]:
-  """{file: [bytes, modification time in ns]} of the folder's weight files, which changes when they
-  are replaced."""
-  stamp = {}
+def weights_digest(folder: str) -> str:
+  """The sha256 of the folder's weight files (safetensors, their index, or pytorch_model.bin), read
+  in name order: it changes with the weights, not with a copy or a download of the same ones."""
+  digest = hashlib.sha256()
   for name in sorted(os.listdir(folder)):
     if name.endswith(('.safetensors', '.safetensors.index.json', '.bin')):
-      st = os.stat(os.path.join(folder, name))
-      stamp[name] = [st.st_size, st.st_mtime_ns]
-  return stamp
+      with open(os.path.join(folder, name), 'rb') as f:
+        digest.update(hashlib.file_digest(f, 'sha256').digest())
+  return digest.hexdigest()
 
 
 def read_tokenizer(folder: str) -> tokenizer_lib.Tokenizer | None:

@@ -14,7 +14,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from electra_jax import sharding
+from electra_jax import checkpoint, sharding
+from electra_jax import workdir as workdir_lib
 from electra_jax.data import wordpiece
 from electra_jax.errors import UserError
 from electra_jax.hf import convert, folder
@@ -59,6 +60,27 @@ def pretraining_config(config: ml_collections.ConfigDict) -> ml_collections.Conf
   if isinstance(tokenizer, wordpiece.WordPiece):
     config.data.lowercase, config.data.strip_accents = tokenizer.lowercase, tokenizer.strip_accents
   logging.info('model sizes and tokenizer from %s', config.init_from_hf)
+  return config
+
+
+def continued_config(config: ml_collections.ConfigDict, workdir: str) -> ml_collections.ConfigDict:
+  """`config` as a rerun of the run in workdir sees it: a run that started from config.init_from_hf
+  continues without it, with the model sizes and tokenizer the folder gave it, as it recorded them
+  (the folder may be gone); the rest of the config is compared with the run's as usual."""
+  if (config.init_from_hf or not os.path.isfile(os.path.join(workdir, workdir_lib.CONFIG_FILE))
+      or not checkpoint.has_checkpoint(os.path.join(workdir, 'checkpoints'))):
+    return config
+  run = workdir_lib.open_run(workdir, '--workdir')
+  if not run.config.get('init_from_hf') or run.tokenizer is None:
+    return config
+  config = ml_collections.ConfigDict(config.to_dict())
+  for name in convert.FOLDER_FIELDS:
+    config.model[name] = run.config.model[name]
+  config.data.tokenizer = os.path.join(run.directory, run.tokenizer.file_name)
+  for name in ('lowercase', 'strip_accents'):
+    config.data[name] = run.config.data.get(name, config.data[name])
+  logging.info('continuing the run that started from %s with its model sizes and tokenizer',
+               run.config.init_from_hf)
   return config
 
 
