@@ -66,7 +66,7 @@ def machine() -> dict:
           'pid_ns': namespace}
 
 
-def here(record: dict) -> bool:
+def _here(record: dict) -> bool:
   """Whether `record` (with machine()'s fields) was written on this machine, in this PID namespace."""
   return all(name in record and record[name] == value for name, value in machine().items())
 
@@ -81,7 +81,7 @@ def running_here(pid: int) -> bool:
   return True
 
 
-def utc(seconds: float) -> str:
+def _utc(seconds: float) -> str:
   return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime(
       '%Y-%m-%d %H:%M:%S UTC')
 
@@ -101,7 +101,7 @@ def _read(path: str) -> dict | None:
 
 
 def _holder(held: dict) -> str:
-  return f'host {held["host"]}, pid {held["pid"]}, since {utc(held["since"])}'
+  return f'host {held["host"]}, pid {held["pid"]}, since {_utc(held["since"])}'
 
 
 # The lock files this process holds: the lease refuses a second hold by the same process too.
@@ -113,7 +113,7 @@ def _gone(held: dict, path: str) -> str | None:
   silent = time.time() - held['renewed']
   if silent > LEASE_SECONDS:
     return f'it has not renewed its lease for {silent:.0f} s'
-  if not here(held):  # Another machine, or a PID namespace whose pids mean other processes.
+  if not _here(held):  # Another machine, or a PID namespace whose pids mean other processes.
     return None
   if held['pid'] == os.getpid():  # A restarted container often reuses the pid.
     return None if path in _held else 'it was an earlier process with this pid'

@@ -22,10 +22,10 @@ class Pretrained:
   tokenizer: tokenizer_lib.Tokenizer
   # The fine-tuning state's abstract params -> {'embeddings', 'electra'}, placed as they say.
   read_encoder: Callable[[dict], dict]
-  # Which weights read_encoder reads (JSON): the pre-training run's checkpoint step, or the digest of
-  # the HF folder's weights; every seed of a fine-tuning run must start from the same. None where no
-  # weights are read (config.from_scratch).
-  origin: dict | None
+  # Which weights read_encoder reads, as JSON: the pre-training run's checkpoint step, or the digest
+  # of the HF folder's weights (read only when asked: only a seed that starts needs it). Every seed
+  # of a fine-tuning run must start from the same. None where no weights are read (from_scratch).
+  origin: Callable[[], dict] | None
 
 
 def describe(origin: dict) -> str:
@@ -61,7 +61,7 @@ def open_workdir(path: str, weights: bool = True) -> Pretrained:
   gdes = run.config.model.get('embedding_sharing') == 'gdes'
   return Pretrained(run.directory, run.config, run.tokenizer,
                     lambda abstract: _restore_encoder(run.directory, abstract, gdes, step),
-                    {'init_checkpoint': run.directory, 'step': step} if weights else None)
+                    (lambda: {'init_checkpoint': run.directory, 'step': step}) if weights else None)
 
 
 def _restore_encoder(directory: str, abstract_params: dict, gdes: bool, step: int) -> dict:
@@ -97,5 +97,5 @@ def _open_hf(path: str, weights: bool) -> Pretrained:
   return Pretrained(directory, config, tokenizer,
                     lambda abstract: load.encoder_params(directory, abstract,
                                                         model_config.vocab_size),
-                    {'init_from_hf': directory, 'sha256': folder.weights_digest(directory)}
+                    (lambda: {'init_from_hf': directory, 'sha256': folder.weights_digest(directory)})
                     if weights else None)

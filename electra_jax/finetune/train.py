@@ -73,18 +73,19 @@ def _claim_workdir(workdir: str, config: ml_collections.ConfigDict, seeds: list[
         workdir_lib.check_fits(workdir, workdir_lib.CONFIG_FILE, model_and_task,
                                workdir_lib.PRETRAINING_RESUMABLE)
       starting = sorted(path for path in ours if not _progress(path)) if source.origin else []
+      origin = source.origin() if starting else None
       for path in active if starting else []:
-        origin = _read_json(os.path.join(path, ORIGIN_FILE))
-        if origin is not None and origin != source.origin:
+        theirs = _read_json(os.path.join(path, ORIGIN_FILE))
+        if theirs is not None and theirs != origin:
           raise UserError(
               f'--workdir={workdir}: {os.path.basename(path)} started from '
-              f'{pretrained.describe(origin)}, and a new seed would start from '
-              f'{pretrained.describe(source.origin)}; fine-tune into another --workdir, where every '
+              f'{pretrained.describe(theirs)}, and a new seed would start from '
+              f'{pretrained.describe(origin)}; fine-tune into another --workdir, where every '
               'seed starts from the same weights')
       files.write_atomically(os.path.join(workdir, CONFIG_FILE), json.dumps(current, indent=2))
       workdir_lib.record(workdir, model_and_task, source.tokenizer)
       for path in starting:
-        files.write_atomically(os.path.join(path, ORIGIN_FILE), json.dumps(source.origin, indent=2))
+        files.write_atomically(os.path.join(path, ORIGIN_FILE), json.dumps(origin, indent=2))
 
   distributed.on_process_0(claim)
 
