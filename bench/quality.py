@@ -1,30 +1,31 @@
-r"""The paper's central result, small: RTD against the MLM baseline at equal compute, and both against
-random weights, fine-tuned on offline tasks (Clark et al., ICLR 2020, Table 1 and Figure 3).
+r"""Does pre-training pay off? Two measurements, written into docs/quality.md.
 
-  python -m bench.quality --output=runs/quality        # about 30 minutes on 2 CPU cores
+  python -m bench.quality --output=runs/quality                    # about 1 hour on 2 CPU cores
+  python -m bench.quality --output=runs/quality --budgets=1,4,16   # the whole curve: about 3 hours
 
-from the repository root (bench/ is a package, as configs/ is).
+from the repository root (bench/ is a package, as configs/ is). Finished runs and seeds under
+--output are reused, so a long curve can be run in parts.
 
-1. Pre-trains --config (the README's quick start, RTD) and the MLM baseline of the discriminator's
-   sizes (BERT's 80/10/10 masking) on the builtin corpus, for the same model FLOPs
-   (electra_jax/flops.py): the MLM model has no generator, so it gets more steps.
-2. Builds the offline tasks (electra_jax.finetune.docstring_kind and .docstring_next) and fine-tunes
-   each as the README does, from random weights (from_scratch), the MLM run and the RTD run, over
-   --seeds.
-3. The domain-adaptive use: RTD pre-training on one task's training texts alone (labels dropped, a
-   `text:` source), then fine-tuning on a tenth of its labels (for as many steps as 3 epochs of
-   all of them), against random weights.
-4. Writes its section of --doc (docs/quality.md, between markers; the rest is kept): the tables
-   (medians over seeds, min-max), the pre-training runs'
-   last eval records, and PNG plots beside it (eval curves against FLOPs, RTD health over steps,
-   downstream accuracy). Finished runs and seeds under --output are reused by a rerun.
+1. **Transfer on an artificial language** (electra_jax.finetune.word_classes): its word classes only
+   the unlabelled corpus reveals, and fine-tuning sees half of each class's words while evaluation
+   sees only the other half, so random weights stay at chance. --config's RTD pre-training on that
+   corpus for each of --transfer_steps, the MLM baseline at the same model FLOPs
+   (electra_jax/flops.py; BERT's 80/10/10 masking), random weights, the Hugging Face round trip of
+   the longest RTD run (export, then `init_from_hf`) and a negative control (that run with its
+   tokenizer's pieces shuffled, which must fall to chance), each fine-tuned with the README's
+   command over --seeds.
+2. **The compute curve on real text**: RTD pre-training of --config on the builtin corpus for each
+   of --budgets times its steps (seeds 0, 1, 2 up to 4x, seed 0 beyond), and at 4x once more with an
+   8k-piece vocabulary; each fine-tuned on the docstring tasks against random weights.
 
---toy runs the same code paths at toy sizes (a CI test does).
+--toy runs the transfer at the size of its CI test (tests/test_quality.py, about a minute of
+pre-training) and the curve at toy sizes (code paths only).
 """
 
-import csv
 import json
 import os
+import random
+import shutil
 import sys
 import sysconfig
 
@@ -36,42 +37,64 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import ml_collections  # pylint: disable=g-import-not-at-top
 from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
+from sentencepiece import sentencepiece_model_pb2  # pylint: disable=g-import-not-at-top
 
 from configs.finetune import classification  # pylint: disable=g-import-not-at-top
-from electra_jax import cli, files, flops, train  # pylint: disable=g-import-not-at-top
-from electra_jax import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+from electra_jax import cli, export, files, flops, preemption, train  # pylint: disable=g-import-not-at-top
+from electra_jax.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
 from electra_jax.errors import UserError  # pylint: disable=g-import-not-at-top
 from electra_jax.finetune import docstring_kind, docstring_next  # pylint: disable=g-import-not-at-top
 from electra_jax.finetune import train as finetune_train  # pylint: disable=g-import-not-at-top
+from electra_jax.finetune import word_classes  # pylint: disable=g-import-not-at-top
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs',
                            'tiny.py'), 'The RTD pre-training config (the README quick start\'s).')
 _OUTPUT = flags.DEFINE_string('output', 'runs/quality', 'Directory for every run of the comparison.')
 _DOC = flags.DEFINE_string('doc', 'docs/quality.md', 'Markdown report; its plots go beside it.')
-_SEEDS = flags.DEFINE_string('seeds', '0,1,2,3,4', 'Fine-tuning seeds.')
-_TOY = flags.DEFINE_bool('toy', False, 'Toy sizes: checks the code paths in a minute or two.')
-_TASKS = flags.DEFINE_list('tasks', ['docstring_kind', 'docstring_next'], 'Offline tasks to run.')
+_SEEDS = flags.DEFINE_string('seeds', '0,1,2', 'Fine-tuning seeds.')
+_TRANSFER_STEPS = flags.DEFINE_list('transfer_steps', ['500', '2000'],
+                                    'Pre-training steps of the transfer runs.')
+_BUDGETS = flags.DEFINE_list('budgets', ['1'], 'Compute-curve budgets, in multiples of --config\'s '
+                             'steps; none = no curve.')
+_MLM = flags.DEFINE_bool('mlm', True, 'The transfer benchmark\'s MLM baseline (its CI test leaves '
+                         'it out).')
+_TOY = flags.DEFINE_bool('toy', False, 'The CI test\'s sizes.')
 
 TASKS = {'docstring_kind': docstring_kind.rows, 'docstring_next': docstring_next.rows}
-INITS = ('scratch', 'mlm', 'rtd')
-DOMAIN_TASK = 'docstring_kind'  # The domain-adaptive row's task.
-DOMAIN_LABEL_SHARE = 0.1
+SEEDS_UP_TO_4X = (0, 1, 2)
+LARGE_VOCAB = 8192  # The vocabulary ablation's, at 4x.
+# What "transfers" means here: dev accuracy on unseen words this far above random weights'.
+TRANSFER_MARGIN = 0.20
 
 
-def _shrink(config: ml_collections.ConfigDict) -> None:
-  """Toy sizes: a model and runs that compile and finish in seconds."""
-  config.model.update(vocab_size=256, embedding_size=32, hidden_size=32, num_layers=1, num_heads=1,
-                      intermediate_size=64, max_position_embeddings=64)
+def _shrink(config: ml_collections.ConfigDict, toy: bool) -> None:
+  """The transfer test's sizes (a minute of pre-training that transfers), or with `toy` sizes that
+  compile and finish in seconds."""
+  config.model.update(embedding_size=64, hidden_size=64, num_heads=2, intermediate_size=256,
+                      max_position_embeddings=64)
   config.data.max_seq_length = 64
-  config.train.update(steps=4, warmup_steps=1, batch_size=8, log_every=2, eval_every=2,
-                      checkpoint_every=4, eval_batches=1)
+  config.train.eval_batches = 2
+  # Faster rates than the quick start's, and no slower generator: the topics are learnt by the
+  # generator's masked LM into the shared embeddings; with the quick start's generator at 1e-4 the
+  # discriminator reaches an AUC of 0.9 on parts of speech alone and knows no topic after 4,000
+  # steps (docs/quality.md).
+  config.train.learning_rate, config.train.generator_learning_rate = 2e-3, 0.0
+  if toy:
+    config.model.update(vocab_size=256, embedding_size=32, hidden_size=32, num_layers=1,
+                        num_heads=1, intermediate_size=64)
+    config.train.steps = 4
 
 
-def _pretrain(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
-  train.train_and_evaluate(config, workdir)
-  with open(os.path.join(workdir, 'metrics.jsonl'), encoding='utf-8') as f:
-    return [json.loads(line) for line in f]
+def with_steps(config: ml_collections.ConfigDict, steps: int) -> ml_collections.ConfigDict:
+  """`config` trained for `steps`, its warmup and its log, eval and checkpoint intervals scaled alike
+  (so that 1x is `config` itself, and a finished quick start run is reused)."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  scale = steps / config.train.steps
+  for name in ('warmup_steps', 'log_every', 'eval_every', 'checkpoint_every'):
+    config.train[name] = max(1, round(config.train[name] * scale)) if config.train[name] else 0
+  config.train.steps = steps
+  return config
 
 
 def mlm_config(rtd: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -87,172 +110,260 @@ def mlm_config(rtd: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return config
 
 
-def _write_task(directory: str, rows: dict[str, list[dict]]) -> dict[str, str]:
-  """train.csv, dev.csv, a train file with DOMAIN_LABEL_SHARE of the rows, and the training texts
-  alone as a corpus (one document per row); returns their paths."""
-  docstring_kind.write_splits(directory, rows)
-  few = rows['train'][:max(2, round(len(rows['train']) * DOMAIN_LABEL_SHARE))]
-  docstring_kind.write_splits(os.path.join(directory, 'few'), {'train': few})
-  corpus = os.path.join(directory, 'texts.txt')
-  text = ''.join('\n'.join(row[k] for k in ('text', 'text_pair') if k in row) + '\n\n'
-                 for row in rows['train'])
-  # Rewritten only when it changes: a corpus's fingerprint includes its modification time, and a
-  # rerun must find the pre-training run on it reusable.
-  if not os.path.exists(corpus) or open(corpus, encoding='utf-8').read() != text:
-    files.write_atomically(corpus, text)
-  return {'train': os.path.join(directory, 'train.csv'), 'dev': os.path.join(directory, 'dev.csv'),
-          'few': os.path.join(directory, 'few', 'train.csv'), 'corpus': corpus}
+def _pretrain(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """The run's last eval record (training it first unless it finished earlier)."""
+  train.train_and_evaluate(config, workdir)
+  with open(os.path.join(workdir, 'metrics.jsonl'), encoding='utf-8') as f:
+    return [r for r in map(json.loads, f) if r['split'] == 'eval'][-1]
 
 
-def _finetune(init_checkpoint: str, scratch: bool, train_file: str, eval_file: str, workdir: str,
-              seeds: str, toy: bool, epochs: float = 0.0) -> list[float]:
-  """Accuracy per seed of the README's fine-tuning command (with `epochs` if given)."""
+def _finetune(train_file: str, eval_file: str, workdir: str, seeds: str, max_seq_length: int,
+              epochs: float = 0.0, **start) -> list[float]:
+  """Dev accuracy per seed of the README's fine-tuning command from `start` (init_checkpoint,
+  init_from_hf, from_scratch); `epochs` 0 = its default."""
   config = classification.get_config()
-  config.init_checkpoint, config.from_scratch = init_checkpoint, scratch
+  config.update(start)
   config.train_file, config.eval_file, config.seeds = train_file, eval_file, seeds
-  config.train.epochs = epochs
-  if toy:
-    config.train.epochs, config.max_seq_length = 0.02, 64
+  config.max_seq_length, config.train.epochs = max_seq_length, epochs
   finetune_train.finetune(config, workdir)
-  accuracies = []
-  for seed in seeds.split(','):
-    with open(os.path.join(workdir, f'seed_{seed}', workdir_lib.RESULTS_FILE),
-              encoding='utf-8') as f:
-      accuracies.append(json.load(f)['accuracy'])
-  return accuracies
+  with open(os.path.join(workdir, 'results.json'), encoding='utf-8') as f:
+    per_seed = json.load(f)['seeds']
+  return [per_seed[seed]['accuracy'] for seed in seeds.split(',')]
+
+
+def shuffled_tokenizer_copy(workdir: str, output: str) -> str:
+  """A copy of pre-training run `workdir` whose tokenizer gives every ordinary piece another's id:
+  the same text, the wrong embeddings. The negative control of the transfer benchmark."""
+  if not os.path.exists(output):
+    partial = output + '.partial'
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(workdir, partial, ignore=shutil.ignore_patterns('lock.json', 'tensorboard'))
+    proto = sentencepiece_model_pb2.ModelProto()
+    with open(os.path.join(workdir, tokenizer_lib.FILE_NAME), 'rb') as f:
+      proto.ParseFromString(f.read())
+    normal = [i for i, p in enumerate(proto.pieces) if p.type == p.NORMAL]
+    moved = normal[:]
+    random.Random(0).shuffle(moved)
+    pieces = [sentencepiece_model_pb2.ModelProto.SentencePiece() for _ in proto.pieces]
+    for old, piece in enumerate(proto.pieces):
+      pieces[old].CopyFrom(piece)
+    for source, target in zip(normal, moved):
+      pieces[target].CopyFrom(proto.pieces[source])
+    del proto.pieces[:]
+    proto.pieces.extend(pieces)
+    files.write_atomically(os.path.join(partial, tokenizer_lib.FILE_NAME),
+                           proto.SerializeToString())
+    os.rename(partial, output)
+  return output
+
+
+def transfers(accuracies: list[float], random_weights: list[float]) -> bool:
+  return float(np.median(accuracies)) >= float(np.median(random_weights)) + TRANSFER_MARGIN
+
+
+def transfer(config: ml_collections.ConfigDict, output: str, steps: list[int], seeds: str,
+             toy: bool, mlm: bool = True) -> tuple[dict, dict]:
+  """Pre-trains and fine-tunes every arm of the transfer benchmark; returns {arm: {steps:
+  accuracies}} (steps 0 for arms with one run) and each pre-training run's last eval record."""
+  paths = word_classes.write(os.path.join(output, 'word_classes'),
+                             documents=2_000 if toy else 20_000)
+  on_corpus = ml_collections.ConfigDict(config.to_dict())
+  on_corpus.data.source = 'text:' + paths['corpus']
+  on_corpus.data.eval_fraction = 0.05
+
+  def tune(name: str, **start) -> list[float]:
+    # Its sentences are at most 13 pieces long.
+    return _finetune(paths['train'], paths['dev'], os.path.join(output, 'ft', name), seeds, 32,
+                     **start)
+
+  arms, records = {'rtd': {}, **({'mlm': {}} if mlm else {})}, {}
+  for n in steps:
+    rtd = with_steps(on_corpus, n)
+    for kind, run_config in (('rtd', rtd), ('mlm', mlm_config(rtd)))[:2 if mlm else 1]:
+      workdir = os.path.join(output, f'{kind}_{n}')
+      records[f'{kind}_{n}'] = _pretrain(run_config, workdir)
+      arms[kind][n] = tune(f'{kind}_{n}', init_checkpoint=workdir)
+  longest = os.path.join(output, f'rtd_{max(steps)}')
+  arms['random weights'] = {0: tune('scratch', init_checkpoint=longest, from_scratch=True)}
+  hf = os.path.join(output, f'rtd_{max(steps)}_hf')
+  if not os.path.exists(hf):
+    export.export(longest, hf)
+  arms['HF round trip'] = {max(steps): tune('hf', init_from_hf=os.path.join(hf, 'discriminator'))}
+  arms['shuffled tokenizer'] = {max(steps): tune(
+      'shuffled', init_checkpoint=shuffled_tokenizer_copy(longest, longest + '_shuffled'))}
+  return arms, records
+
+
+def curve(config: ml_collections.ConfigDict, output: str, budgets: list[float], seeds: str,
+          toy: bool) -> tuple[dict, dict]:
+  """Pre-trains on the builtin corpus at each budget and fine-tunes on the docstring tasks; returns
+  {task: {run: accuracies}} (run 'random weights' included) and {run: (FLOPs, last eval record)}."""
+  runs = {}
+  for budget in budgets:
+    for seed in SEEDS_UP_TO_4X if budget <= 4 else SEEDS_UP_TO_4X[:1]:
+      run_config = with_steps(config, max(1, round(budget * config.train.steps)))
+      run_config.train.seed = seed
+      runs[f'{budget:g}x seed {seed}'] = run_config
+    if budget == 4:
+      run_config = with_steps(config, 4 * config.train.steps)
+      run_config.model.vocab_size = LARGE_VOCAB
+      runs[f'4x {LARGE_VOCAB // 1024}k vocab'] = run_config
+  pretrained = {}
+  for name, run_config in runs.items():
+    workdir = os.path.join(output, 'curve', name.replace(' ', '_'))
+    record = _pretrain(run_config, workdir)
+    pretrained[name] = (workdir, record['flops'], record)
+  stdlib = sysconfig.get_paths()['stdlib']
+  # Toy sizes check the code paths only: a few steps of short examples.
+  length, epochs = (32, 0.02) if toy else (classification.get_config().max_seq_length, 0.0)
+  downstream = {}
+  for task, make_rows in TASKS.items():
+    directory = os.path.join(output, 'tasks', task)
+    docstring_kind.write_splits(directory, make_rows(stdlib, 0))
+    train_file, dev_file = (os.path.join(directory, f'{s}.csv') for s in ('train', 'dev'))
+    cells = {}
+    for name, (workdir, _, _) in pretrained.items():
+      cells[name] = _finetune(train_file, dev_file, os.path.join(workdir, 'ft', task), seeds,
+                              length, epochs, init_checkpoint=workdir)
+    first = next(iter(pretrained.values()))[0]
+    cells['random weights'] = _finetune(train_file, dev_file,
+                                        os.path.join(output, 'curve', 'scratch', task), seeds,
+                                        length, epochs, init_checkpoint=first, from_scratch=True)
+    downstream[task] = cells
+  return downstream, {name: (f, record) for name, (_, f, record) in pretrained.items()}
 
 
 def _cell(values: list[float]) -> str:
   return f'{np.median(values):.3f} ({min(values):.3f}-{max(values):.3f})'
 
 
-def _plots(directory: str, curves: dict[str, list[dict]], downstream: dict) -> list[str]:
+def _gain(values: list[float], baseline: list[float]) -> str:
+  return f'{np.median(values) - np.median(baseline):+.3f}'
+
+
+def _transfer_section(config, arms: dict, records: dict, seeds: str) -> list[str]:
+  chance = arms['random weights'][0]
+  lines = [
+      '## Transfer on an artificial language', '',
+      f'`electra_jax.finetune.word_classes`: {word_classes.TOPICS} topics of '
+      f'{word_classes.WORDS} nouns, verbs and adjectives each; the label is the sentence\'s topic '
+      f'(chance 1/{word_classes.TOPICS}); fine-tuning on 1,000 sentences in half of each topic\'s '
+      'words, dev accuracy on 1,000 sentences in only the other half. Pre-training: '
+      f'{config.model.num_layers} x {config.model.hidden_size}, batch '
+      f'{config.train.batch_size} x {config.data.max_seq_length}, on the unlabelled corpus; MLM at '
+      f'the same model FLOPs. Fine-tuning: the README\'s command, seeds {seeds}; median (lowest-'
+      f'highest). "Transfers" = at least {TRANSFER_MARGIN:.2f} above random weights.', '',
+      '| arm | pre-training steps | dev accuracy, unseen words | - random weights | transfers |',
+      '|---|---|---|---|---|']
+  for arm, by_steps in arms.items():
+    for n, values in by_steps.items():
+      lines.append(f'| {arm} | {n or ""} | {_cell(values)} | {_gain(values, chance)} | '
+                   f'{"yes" if transfers(values, chance) else "no"} |')
+  lines += ['', 'Last eval records of the transfer pre-training runs:', '']
+  lines += [f'- {name}: ' + _record(record) for name, record in records.items()]
+  return lines
+
+
+def _curve_section(config, downstream: dict, pretrained: dict, seeds: str) -> list[str]:
+  lines = [
+      '## The compute curve on real text', '',
+      f'RTD pre-training of the quick start ({config.train.steps} steps = 1x) on the builtin '
+      f'corpus; each run fine-tuned with the README\'s command, seeds {seeds}, median (lowest-'
+      'highest) dev accuracy.', '',
+      '| run | model FLOPs | eval gen_loss | eval disc_auc | ' + ' | '.join(
+          f'{task} | - random' for task in downstream) + ' |',
+      '|---|---|---|---|' + '---|---|' * len(downstream)]
+  first = next(iter(downstream.values()))
+  for name in first:
+    f, record = pretrained.get(name, (None, None))
+    cells = [f'{f:.3g}' if f else '', f'{record["gen_loss"]:.3f}' if record else '',
+             f'{record["disc_auc"]:.3f}' if record else '']
+    for cells_of_task in downstream.values():
+      values = cells_of_task[name]
+      cells += [_cell(values), _gain(values, cells_of_task['random weights'])
+                if name != 'random weights' else '']
+    lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+  return lines
+
+
+def _record(record: dict) -> str:
+  return ', '.join(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}'
+                   for k, v in record.items() if k != 'split')
+
+
+def _plots(directory: str, arms: dict, downstream: dict, pretrained: dict) -> list[str]:
+  """quality_transfer.png (accuracy on unseen words against pre-training steps) and, with a curve,
+  quality_curve.png (each seed's gain over random weights against FLOPs, and the median)."""
   names = []
 
-  def save(fig, name):
+  def save(fig, ax, name, **labels):
+    ax.set(**labels)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(directory, name), dpi=90)
     plt.close(fig)
     names.append(name)
 
-  fig, (lm, auc) = plt.subplots(1, 2, figsize=(10, 3.5))
-  for kind, metric, label in (('rtd', 'gen_accuracy', "RTD's generator"),
-                              ('mlm', 'mlm_accuracy', 'MLM baseline')):
-    evals = [r for r in curves[kind] if r['split'] == 'eval']
-    lm.plot([r['flops'] for r in evals], [r[metric] for r in evals], 'o-', label=label)
-  lm.set(xlabel='model FLOPs', ylabel='eval masked-LM accuracy', title='Masked LM vs compute')
-  lm.legend()
-  evals = [r for r in curves['rtd'] if r['split'] == 'eval']
-  auc.plot([r['flops'] for r in evals], [r['disc_auc'] for r in evals], 'o-', color='C2')
-  auc.set(xlabel='model FLOPs', ylabel='eval disc_auc', title="RTD's discriminator vs compute")
-  save(fig, 'quality_curves.png')
-
   fig, ax = plt.subplots(figsize=(6, 3.5))
-  records = [r for r in curves['rtd'] if r['split'] == 'train']
-  for metric in ('disc_auc', 'disc_spread', 'sampled_accuracy', 'disc_accuracy_replaced',
-                 'disc_accuracy_original'):
-    ax.plot([r['step'] for r in records], [r[metric] for r in records], label=metric)
-  ax.set(xlabel='step', ylim=(0, 1.02), title='RTD health (train records)')
-  ax.legend(fontsize=7)
-  save(fig, 'quality_health.png')
-
-  fig, ax = plt.subplots(figsize=(7, 3.5))
-  rows = list(downstream.items())
-  for column, (label, per_init) in enumerate(rows):
-    for init, values in per_init.items():
-      offset = INITS.index(init)
-      x = column + (offset - 1) * 0.25
-      ax.scatter([x] * len(values), values, color=f'C{offset}', s=12,
-                 label=init if column == 0 else None)
-      ax.hlines(np.median(values), x - 0.1, x + 0.1, color=f'C{offset}')
-  ax.set_xticks(range(len(rows)), [label.split(':')[0] + ('\n(domain-adaptive)' if ':' in label
-                                                           else '') for label, _ in rows],
-                fontsize=7)
-  ax.set(ylabel='dev accuracy', title='Fine-tuning: each seed, and the median')
-  ax.legend(fontsize=7)
-  save(fig, 'quality_downstream.png')
+  for arm in [arm for arm in ('rtd', 'mlm') if arm in arms]:
+    ax.plot(list(arms[arm]), [np.median(v) for v in arms[arm].values()], 'o-', label=arm.upper())
+  for i, arm in enumerate(('random weights', 'shuffled tokenizer')):
+    ax.axhline(np.median(next(iter(arms[arm].values()))), color=f'C{i + 2}', ls='--', label=arm)
+  save(fig, ax, 'quality_transfer.png', xscale='log', xlabel='pre-training steps',
+       ylabel='dev accuracy, unseen words', title='Transfer on the artificial language')
+  if downstream:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for i, (task, cells) in enumerate(downstream.items()):
+      baseline = np.median(cells['random weights'])
+      gains = {}  # FLOPs -> every seed's gain; the vocabulary ablation is a table row only.
+      for name, values in cells.items():
+        if name in pretrained and 'vocab' not in name:
+          gains.setdefault(pretrained[name], []).extend(v - baseline for v in values)
+      xs = sorted(gains)
+      ax.scatter([x for x in xs for _ in gains[x]], [g for x in xs for g in gains[x]], s=10,
+                 color=f'C{i}', alpha=0.5)
+      ax.plot(xs, [np.median(gains[x]) for x in xs], 'o-', color=f'C{i}', label=task)
+    ax.axhline(0, color='gray', lw=0.8)
+    save(fig, ax, 'quality_curve.png', xscale='log', xlabel='pre-training model FLOPs',
+         ylabel='dev accuracy - random weights', title='Gain over random weights against compute')
   return names
 
 
-def run(rtd_config: ml_collections.ConfigDict, output: str, doc: str, seeds: str, toy: bool,
-        tasks: list[str]) -> dict:
-  """Runs the comparison, writes `doc` and its plots; returns the downstream accuracies."""
-  unknown = [task for task in tasks if task not in TASKS]
-  if unknown:
-    raise UserError(f'--tasks: unknown task {unknown[0]!r}; use {", ".join(TASKS)}')
+def run(config: ml_collections.ConfigDict, output: str, doc: str, seeds: str, transfer_steps,
+        budgets, toy: bool, mlm: bool = True) -> dict:
+  """Runs both measurements and writes `doc` and its plots; returns the medians."""
+  try:
+    transfer_steps = [int(n) for n in transfer_steps]
+    budgets = [float(b) for b in budgets]
+  except ValueError as e:
+    raise UserError(f'--transfer_steps and --budgets take numbers ({e})') from e
+  if not transfer_steps or min(transfer_steps) < 1 or (budgets and min(budgets) <= 0):
+    raise UserError('--transfer_steps needs at least one positive count and --budgets positive '
+                    'multiples')
+  transfer_config = ml_collections.ConfigDict(config.to_dict())
   if toy:
-    _shrink(rtd_config)
-  runs = {'rtd': os.path.join(output, 'rtd'), 'mlm': os.path.join(output, 'mlm')}
-  configs = {'rtd': rtd_config, 'mlm': mlm_config(rtd_config)}
-  curves = {kind: _pretrain(configs[kind], runs[kind]) for kind in ('rtd', 'mlm')}
-
-  stdlib = sysconfig.get_paths()['stdlib']
-  downstream, sizes = {}, {}
-  for task in tasks:
-    paths = _write_task(os.path.join(output, 'tasks', task), TASKS[task](stdlib, 0))
-    with open(paths['train'], encoding='utf-8', newline='') as f:
-      sizes[task] = sum(1 for _ in csv.DictReader(f))
-    downstream[task] = {
-        init: _finetune(runs['rtd' if init == 'scratch' else init], init == 'scratch',
-                        paths['train'], paths['dev'], os.path.join(output, 'ft', f'{task}_{init}'),
-                        seeds, toy)
-        for init in INITS}
-    if task == DOMAIN_TASK:
-      domain = ml_collections.ConfigDict(rtd_config.to_dict())
-      domain.data.source = 'text:' + paths['corpus']
-      domain.data.eval_fraction = 0.05
-      curves['domain'] = _pretrain(domain, os.path.join(output, 'domain_rtd'))
-      label = (f'{task}: {DOMAIN_LABEL_SHARE:.0%} of labels, {3 / DOMAIN_LABEL_SHARE:.0f} epochs, '
-               'RTD on its own texts')
-      # As many updates as the full task's 3 epochs: the default 3 epochs of a tenth of the rows
-      # are 18 steps, after which both starts still answer the majority class.
-      downstream[label] = {
-          init: _finetune(os.path.join(output, 'domain_rtd'), init == 'scratch', paths['few'],
-                          paths['dev'], os.path.join(output, 'ft', f'{task}_few_{init}'), seeds, toy,
-                          epochs=3 / DOMAIN_LABEL_SHARE)
-          for init in ('scratch', 'rtd')}
-  _write_doc(doc, configs, curves, downstream, sizes, seeds, toy)
-  return downstream
-
-
-def _write_doc(doc: str, configs, curves, downstream, sizes, seeds: str, toy: bool) -> None:
+    _shrink(transfer_config, toy=False)
+    _shrink(config, toy=True)
+  arms, records = transfer(transfer_config, os.path.join(output, 'transfer'), transfer_steps, seeds,
+                           toy, mlm)
+  downstream, pretrained = curve(config, output, budgets, seeds, toy) if budgets else ({}, {})
   directory = os.path.dirname(os.path.abspath(doc))
   os.makedirs(directory, exist_ok=True)
-  plots = _plots(directory, curves, downstream)
-  rtd, mlm = configs['rtd'], configs['mlm']
-  lines = [
-      '## RTD against MLM at equal compute, and against random weights', '',
-      'Written by `python -m bench.quality' + (' --toy' if toy else '') + '` on '
-      f'{jax.devices()[0].device_kind} ({os.cpu_count()} cores), jax {jax.__version__}. '
-      f'Fine-tuning: the README\'s command (configs/finetune/classification.py), seeds {seeds}; '
-      'each cell is the median dev accuracy over the seeds, with the lowest and highest.', '',
-      f'- **RTD**: {rtd.train.steps} steps of the pre-training config '
-      f'({rtd.model.num_layers} x {rtd.model.hidden_size}, batch {rtd.train.batch_size} x '
-      f'{rtd.data.max_seq_length}), {rtd.train.steps * flops.step_flops(rtd):.3g} model FLOPs.',
-      f'- **MLM**: the same discriminator sizes as a masked LM (80/10/10 masking), '
-      f'{mlm.train.steps} steps for the same {mlm.train.steps * flops.step_flops(mlm):.3g} FLOPs.',
-      '- **scratch**: the same sizes and tokenizer with random weights (`from_scratch=True`).', '',
-      '| task | train rows | scratch | MLM | RTD | RTD - scratch | RTD - MLM |',
-      '|---|---|---|---|---|---|---|']
-  for task in sizes:
-    cells = downstream[task]
-    medians = {init: np.median(values) for init, values in cells.items()}
-    lines.append(f'| {task} | {sizes[task]} | ' + ' | '.join(_cell(cells[i]) for i in INITS)
-                 + f' | {medians["rtd"] - medians["scratch"]:+.3f} | '
-                 f'{medians["rtd"] - medians["mlm"]:+.3f} |')
-  for label, cells in downstream.items():
-    if label not in TASKS:
-      lines += ['', f'Domain-adaptive ({label}):', '', '| scratch | RTD | RTD - scratch |',
-                '|---|---|---|', f'| {_cell(cells["scratch"])} | {_cell(cells["rtd"])} | '
-                f'{np.median(cells["rtd"]) - np.median(cells["scratch"]):+.3f} |']
-  lines += ['', 'Last eval records of the pre-training runs:', '']
-  for kind, records in curves.items():
-    last = [r for r in records if r['split'] == 'eval'][-1]
-    shown = {k: v for k, v in last.items() if k not in ('split',)}
-    lines.append(f'- {kind}: ' + ', '.join(
-        f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}' for k, v in shown.items()))
+  plots = _plots(directory, arms, downstream, {k: v[0] for k, v in pretrained.items()})
+  lines = [f'Written by `python -m bench.quality{" --toy" if toy else ""} '
+           f'--transfer_steps={",".join(map(str, transfer_steps))} '
+           f'--budgets={",".join(f"{b:g}" for b in budgets)}` on {jax.devices()[0].device_kind} '
+           f'({os.cpu_count()} cores), jax {jax.__version__}.', '']
+  lines += _transfer_section(transfer_config, arms, records, seeds)
+  if downstream:
+    lines += [''] + _curve_section(config, downstream, pretrained, seeds)
   lines += [''] + [f'![{name}]({name})' for name in plots]
   _replace_section(doc, '\n'.join(lines))
+  medians = {f'transfer {arm} {n}': float(np.median(v)) for arm, by_steps in arms.items()
+             for n, v in by_steps.items()}
+  medians.update({f'{task} {name}': float(np.median(v)) for task, cells in downstream.items()
+                  for name, v in cells.items()})
+  return medians
 
 
 BEGIN, END = '<!-- begin bench/quality.py output -->', '<!-- end bench/quality.py output -->'
@@ -260,7 +371,7 @@ BEGIN, END = '<!-- begin bench/quality.py output -->', '<!-- end bench/quality.p
 
 def _replace_section(doc: str, text: str) -> None:
   """Writes `text` between the BEGIN and END markers of `doc`, keeping what is written around them
-  by hand (the ablations); a new doc holds the section alone."""
+  by hand; a new doc holds the section alone."""
   before, after = '', '\n'
   if os.path.exists(doc):
     with open(doc, encoding='utf-8') as f:
@@ -275,12 +386,13 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   cli.quiet_libraries()
   try:
-    downstream = run(_CONFIG.value, _OUTPUT.value, _DOC.value, _SEEDS.value, _TOY.value,
-                     _TASKS.value)
+    medians = run(_CONFIG.value, _OUTPUT.value, _DOC.value, _SEEDS.value, _TRANSFER_STEPS.value,
+                  _BUDGETS.value, _TOY.value, _MLM.value)
   except UserError as e:
     sys.exit(f'error: {e}')
-  print(json.dumps({label: {init: float(np.median(v)) for init, v in cells.items()}
-                    for label, cells in downstream.items()}))
+  except preemption.Stopped as e:  # Ctrl-C or SIGTERM: the run's checkpoint is saved; rerun to go on.
+    sys.exit(str(e))
+  print(json.dumps(medians))
 
 
 if __name__ == '__main__':

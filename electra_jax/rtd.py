@@ -11,8 +11,9 @@ One step, in the paper's order:
   loss = gen_weight * L_MLM + disc_weight * L_Disc                           (equation 1, lambda = 50)
 `rtd_loss` composes them; everything else here is a plain array function. `mlm_objective_loss` is
 the paper's BERT baseline with the same positions, shown 80/10/10 unless configured otherwise
-(masking_fractions), and `health_warning` reads the evaluation metrics for the known failure: a
-discriminator that has stopped learning.
+(masking_fractions), `health_warning` reads the evaluation metrics for the known failure: a
+discriminator that has stopped learning, and `summary` says at the end of a run whether each model
+learned, its loss against what guessing scores (YARDSTICKS).
 """
 
 from typing import NamedTuple
@@ -284,6 +285,7 @@ def disc_metrics(logits, labels, input_mask) -> dict[str, jax.Array]:
   mask = input_mask.astype(jnp.float32)
   predicted = (logits > 0).astype(jnp.float32)
   true_positive = jnp.sum(predicted * labels * mask)
+  replaced = _mean(labels, mask)
   return {
       'disc_accuracy': _mean((predicted == labels).astype(jnp.float32), mask),
       'disc_accuracy_replaced': _mean(predicted, labels * mask),
@@ -291,8 +293,16 @@ def disc_metrics(logits, labels, input_mask) -> dict[str, jax.Array]:
       'disc_precision': true_positive / jnp.maximum(jnp.sum(predicted * mask), 1.0),
       'disc_recall': true_positive / jnp.maximum(jnp.sum(labels * mask), 1.0),
       'disc_auc': auc(logits, labels, mask),
-      'replaced_fraction': _mean(labels, mask),
+      'replaced_fraction': replaced,
+      'disc_base_rate_entropy': base_rate_entropy(replaced),
   }
+
+
+def base_rate_entropy(replaced_fraction):
+  """H(p) = -p ln p - (1 - p) ln(1 - p) in nats, p the replaced fraction: the loss of a discriminator
+  that answers p for every token, as one that reads nothing does at best. disc_loss is its yardstick."""
+  p = replaced_fraction
+  return -(jax.scipy.special.xlogy(p, p) + jax.scipy.special.xlogy(1 - p, 1 - p))
 
 
 class Outputs(NamedTuple):
@@ -366,6 +376,44 @@ def mlm_objective_loss(model, batch: dict[str, jax.Array], rng, config: ml_colle
   loss = mlm_loss(logits, masked.targets, weights)
   correct = (jnp.argmax(logits, axis=-1) == masked.targets).astype(jnp.float32)
   return loss, {'loss': loss, 'mlm_accuracy': _mean(correct, weights)}
+
+
+# Each objective's losses -> (the record field of its yardstick, the console's label for it): what a
+# model that guesses without reading the context scores (docs/training.md). The generator's, and the
+# MLM baseline's `loss`, is the corpus's unigram entropy (data.Data.unigram_entropy); the
+# discriminator's is the base-rate entropy of its batches (base_rate_entropy).
+YARDSTICKS = {
+    'rtd': {'gen_loss': ('unigram_entropy', 'unigram'),
+            'disc_loss': ('disc_base_rate_entropy', 'base rate')},
+    'mlm': {'loss': ('unigram_entropy', 'unigram')},
+}
+
+
+def summary(kind: str, first: dict[str, float], last: dict[str, float]) -> str:
+  """In words, whether each model of objective `kind` learned: where its loss went from a run's
+  `first` record to its `last` (the last evaluation's, if any), and where it ended against its
+  yardstick (YARDSTICKS)."""
+  gen = 'gen_loss' if kind == 'rtd' else 'loss'
+  where = f"step {last['step']}" + (' (eval)' if last['split'] == 'eval' else '')
+  loss, unigram = last[gen], last['unigram_entropy']
+  parts = [f"{'generator' if kind == 'rtd' else 'masked LM'} loss {first[gen]:.4g} at step "
+           f"{first['step']} -> {loss:.4g} at {where}, " + _against(
+               loss, unigram, f'{abs(unigram - loss):.2f} nats',
+               f"the corpus's unigram entropy {unigram:.4g}", 'guessing pieces by their frequency')]
+  if kind == 'mlm':
+    return '; '.join(parts + [f"mlm_accuracy {last['mlm_accuracy']:.3f}"])
+  loss, base = last['disc_loss'], last['disc_base_rate_entropy']
+  parts.append(f'discriminator loss {loss:.4f}, ' + _against(
+      loss, base, f'{100 * abs(base - loss) / base:.1f}%',
+      f"the base-rate entropy {base:.4f} of {100 * last['replaced_fraction']:.1f}% replaced",
+      'guessing the replaced fraction'))
+  return '; '.join(parts + [f"disc_auc {last['disc_auc']:.3f}"])
+
+
+def _against(loss: float, yardstick: float, gap: str, named: str, guessing: str) -> str:
+  if loss < yardstick:
+    return f'{gap} under {named}: it learned'
+  return f'{gap} over {named}: no better than {guessing}'
 
 
 # Below these, after warmup, the discriminator has stopped learning. Collapsed runs measured spreads

@@ -1,6 +1,6 @@
 """Pre-training, top to bottom: resolve the config (HF folder, checks, tokenizer), hold the workdir,
 check that the config fits the run in it, build, data, restore or init, then loop.run_steps with an
-evaluation of the fixed eval batches."""
+evaluation of the fixed eval batches, and a closing summary line (rtd.summary)."""
 
 import os
 import time
@@ -90,7 +90,9 @@ def _train(config: ml_collections.ConfigDict, text: data.Text | None, workdir: s
   first = int(state.step)
   writer = MetricWriter(workdir, first_step=first, total_steps=total,
                         console=('loss', 'gen_loss', 'gen_accuracy', 'disc_loss', 'disc_auc',
-                                 'mlm_accuracy'), may_write=held.writable)
+                                 'mlm_accuracy'), may_write=held.writable,
+                        constants={'unigram_entropy': inputs.unigram_entropy},
+                        yardsticks=rtd.YARDSTICKS[config.objective.kind])
   log = TrainLog(writer, first_step=first, total_steps=total, every=config.train.log_every,
                  tokens_per_step=config.train.batch_size * config.data.max_seq_length,
                  flops_per_step=flops.step_flops(config), peak_flops=flops.total_peak_flops())
@@ -125,4 +127,6 @@ def _train(config: ml_collections.ConfigDict, text: data.Text | None, workdir: s
     checkpoints.close()
     writer.close()
   logging.info('done: step %d; checkpoints in %s', int(state.step), checkpoints.directory)
+  if jax.process_index() == 0 and int(state.step) > first:  # Not for a rerun of a finished run.
+    logging.info('summary: %s', rtd.summary(config.objective.kind, *writer.first_and_last()))
   return state

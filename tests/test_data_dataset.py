@@ -1,9 +1,10 @@
 import os
 import re
 
+import numpy as np
 import pytest
 
-from electra_jax.data import corpus, dataset, tokenizer as tokenizer_lib
+from electra_jax.data import corpus, dataset, unigram, tokenizer as tokenizer_lib
 from electra_jax.errors import UserError
 from tests.conftest import write_corpus
 from tests.test_data_corpus import record_texts, write_jsonl
@@ -38,6 +39,18 @@ def test_build_writes_train_and_validation_and_is_reused(tmp_path):
   assert ids[0] == 2 and ids[-1] == 3 and len(ids) <= 32 and segments[0] == 0
   stamp = os.path.getmtime(os.path.join(path, 'dataset_info.json'))
   assert dataset.build(str(tmp_path / 'data'), plan) == path
+  assert os.path.getmtime(os.path.join(path, 'dataset_info.json')) == stamp
+
+  # The build stored the unigram entropy of every example's pieces; one built before it did counts
+  # them when it is next found, the same.
+  pieces = unigram.count(np.concatenate([ids for ids, _ in train + validation]),
+                         plan.tokenizer.vocab_size)
+  entropy = unigram.piece_entropy(pieces, plan.tokenizer.special_ids)
+  assert np.isclose(dataset.unigram_entropy(path), entropy)
+  os.remove(os.path.join(path, 'metadata.json'))
+  assert dataset.unigram_entropy(path) is None
+  assert dataset.build(str(tmp_path / 'data'), plan) == path
+  assert np.isclose(dataset.unigram_entropy(path), entropy)
   assert os.path.getmtime(os.path.join(path, 'dataset_info.json')) == stamp
 
 

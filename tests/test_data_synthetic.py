@@ -1,5 +1,6 @@
 import numpy as np
 
+from electra_jax.data import unigram
 from electra_jax.data.synthetic import SyntheticSource
 
 PAD, CLS, SEP = 0, 2, 3
@@ -52,3 +53,12 @@ def test_word_starts_are_a_fixed_table_of_ids_when_asked_for():
   for token in np.unique(ids):  # One answer per id: a property of the vocabulary.
     assert len(np.unique(starts[ids == token])) == 1
   assert 0.5 < starts[batch['input_mask'] == 1].mean() < 0.85
+
+
+def test_the_unigram_entropy_is_that_of_the_tokens_the_batches_hold():
+  source = _source(global_batch_size=512)
+  batches = [source.batch(i) for i in range(8)]
+  counts = sum(unigram.count(b['input_ids'][b['input_mask'] == 1], 64) for b in batches)
+  counted = unigram.piece_entropy(counts, {'pad_id': PAD, 'cls_id': CLS, 'sep_id': SEP})
+  assert abs(source.unigram_entropy() - counted) < 0.01
+  assert source.unigram_entropy() < np.log(64 - 5) - 0.1  # Not the uniform distribution's.

@@ -1,4 +1,5 @@
 import os
+import random
 import subprocess
 import sys
 
@@ -82,3 +83,17 @@ def test_word_starts_are_the_pieces_after_a_space_and_the_specials(tmp_path):
   ids = tok.encode([sentence])[0]
   assert len(ids) > len(sentence.split()), 'some words should have several pieces'
   assert table[ids].sum() == len(sentence.split())
+
+
+def test_a_small_corpus_keeps_its_frequent_words_whole(tmp_path):
+  # An artificial language: 300 words of two syllables and three function words, each always followed
+  # by a space. Sentencepiece's seed candidates are the substrings the text continues in more than one
+  # way, which left out "the", "was" and "by": they were spelled "▁t" "h" "e", "▁" "w" "as", "▁b" "y".
+  rng = random.Random(0)
+  syllables = [c + v for c in 'bdfgklmnprstvz' for v in 'aeiou']
+  words = rng.sample([a + b for a in syllables for b in syllables], 300)
+  lines = [f'the {rng.choice(words)} was {rng.choice(words)} by the {rng.choice(words)}'
+           for _ in range(5_000)]
+  tokenizer = tokenizer_lib.train(lines, 1024, str(tmp_path / 'tok'))
+  pieces = tokenizer.processor.encode(['the', 'was', 'by'] + words, out_type=str)
+  assert [p for p in pieces if len(p) != 1] == []

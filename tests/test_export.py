@@ -190,7 +190,7 @@ def test_an_original_head_does_not_export(exported, tmp_path):
   config.init_from_hf = os.path.join(exported, 'discriminator')
   config.classifier_head = 'original'
   config.train_file, config.eval_file = keyword_task(str(tmp_path), train_rows=32, eval_rows=16)
-  config.max_seq_length, config.train.eval_batch_size = 32, 16
+  config.max_seq_length, config.train.eval_batch_size, config.train.min_steps = 32, 16, 0
   finetune_train.finetune(config, str(tmp_path / 'run'))
   with pytest.raises(UserError, match='classifier_head=hf'):
     export.export(str(tmp_path / 'run'), str(tmp_path / 'hf'))

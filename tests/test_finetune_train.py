@@ -11,10 +11,11 @@ import ml_collections
 import numpy as np
 import pytest
 
-from configs.finetune import classification, qa as qa_config, tagging as tagging_config
+from configs.finetune import classification, glue as glue_config, qa as qa_config
+from configs.finetune import tagging as tagging_config
 from electra_jax import checkpoint, lease, optimizer, sharding, step
 from electra_jax.errors import UserError
-from electra_jax.finetune import pretrained, train
+from electra_jax.finetune import pretrained, tasks, train
 from tests.conftest import _WORDS, keyword_task
 
 
@@ -26,6 +27,7 @@ def finetune_config(pretrained_run, tmp_path):
   c.max_seq_length = 32
   c.train.eval_batch_size = 64
   c.train.log_every = 10
+  c.train.min_steps = 0  # A few steps are enough for what these tests check; the floor has its own.
   return c
 
 
@@ -214,12 +216,60 @@ def test_a_missing_or_mismatched_checkpoint_is_one_line(finetune_config, pretrai
   assert 'no checkpoint' in error(init_checkpoint=wider)
 
 
+def _task(rows: int, epochs: float = 3) -> tasks.TaskData:
+  """A task of `rows` training rows for `_resolve_train`, which reads only their count."""
+  return tasks.TaskData(name='task', head='classification', num_outputs=2,
+                        train={'input_ids': np.zeros((rows, 8), np.int32)},
+                        eval={'input_ids': np.zeros((16, 8), np.int32)}, score=None,
+                        predictions_file='predictions.jsonl', main_metric='accuracy', epochs=epochs)
+
+
+_SMALL = ml_collections.ConfigDict({'hidden_size': 256, 'num_layers': 12})
+
+
+@pytest.mark.parametrize('rows,epochs,steps', [
+    (1_000, 0.0, 300),  # The paper's 3 epochs are 93 updates: raised to the floor.
+    (10_000, 0.0, 937),  # Above the floor: the paper's epochs.
+    (1_000, 3.0, 93),  # Explicit epochs, even the paper's, are honoured exactly.
+    (1_000, 0.5, 15),
+])
+def test_the_papers_epochs_are_raised_to_a_floor_of_updates_on_small_tasks(rows, epochs, steps):
+  config = classification.get_config()
+  config.train.epochs = epochs
+  resolved = train._resolve_train(config, _task(rows), _SMALL)  # pylint: disable=protected-access
+  assert (resolved.steps, resolved.warmup_steps) == (steps, steps // 10)
+  assert (resolved.epochs, resolved.learning_rate) == (epochs or 3, 3e-4)
+
+
+def test_the_log_says_when_the_floor_applied(monkeypatch):
+  logged = []
+  monkeypatch.setattr(train.logging, 'info', lambda message, *args: logged.append(message % args))
+  train._resolve_train(classification.get_config(), _task(193), _SMALL)  # pylint: disable=protected-access
+  assert ('3 epochs = 18 steps of 32, raised to the floor of 300 (config.train.min_steps; 49.7 '
+          'epochs); warmup 30;') in logged[0]
+  config = classification.get_config()
+  config.train.min_steps = 10
+  train._resolve_train(config, _task(193), _SMALL)  # pylint: disable=protected-access
+  assert '3 epochs = 18 steps of 32; warmup 1;' in logged[1]
+
+
+@pytest.mark.parametrize('config,epochs', [(glue_config.get_config('rte'), 10),
+                                           (glue_config.get_config('mrpc'), 3),
+                                           (qa_config.get_config(), 2)])
+def test_glue_and_squad_keep_the_papers_epochs_exactly(config, epochs):
+  """Their scores are compared with the paper's, so even a small training set gets no floor."""
+  assert config.train.min_steps == 0
+  resolved = train._resolve_train(config, _task(320, epochs), _SMALL)  # pylint: disable=protected-access
+  assert resolved.steps == epochs * 10
+
+
 @pytest.mark.parametrize('change,message', [
     (lambda c: setattr(c, 'kind', 'ner'),
      "kind='ner' is unknown; use one of classification, regression, qa, tagging"),
     (lambda c: setattr(c, 'classifier_head', 'mlp'), "classifier_head='mlp' is unknown; use one of hf"),
     (lambda c: setattr(c, 'max_seq_length', 64), "max_seq_length=64 must be between 8 and the model's"),
     (lambda c: setattr(c.train, 'epochs', -1.0), "epochs=-1.0 must not be negative \\(0 = the paper's\\)"),
+    (lambda c: setattr(c.train, 'min_steps', -1), 'min_steps=-1 must not be negative \\(0 = no floor\\)'),
     (lambda c: setattr(c.train, 'warmup_fraction', 1.0), 'warmup_fraction must be in'),
     (lambda c: setattr(c.train, 'layerwise_lr_decay', 1.5), 'layerwise_lr_decay in'),
     (lambda c: setattr(c.train, 'checkpoint_every', 0), 'checkpoint_every=0 must be positive'),

@@ -36,6 +36,9 @@ def test_tiny_config_trains_logs_and_resumes(tmp_path):
   assert [(r['step'], r['split']) for r in records] == [
       (2, 'train'), (4, 'train'), (4, 'eval'), (6, 'train'), (6, 'eval')]
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2', '4', '6']
+  # From the first attempt's first record, though this one resumed at step 4, to the last eval.
+  assert (f"summary: generator loss {records[0]['gen_loss']:.4g} at step 2 -> "
+          f"{records[-1]['gen_loss']:.4g} at step 6 (eval), ") in second.stderr
 
 
 def test_bad_config_is_one_line_without_traceback(tmp_path):

@@ -263,6 +263,8 @@ def test_losses_match_a_hand_computation():
   np.testing.assert_allclose(metrics['disc_precision'], 1 / 2, rtol=1e-6)
   np.testing.assert_allclose(metrics['disc_recall'], 1.0, rtol=1e-6)
   np.testing.assert_allclose(metrics['replaced_fraction'], 1 / 3, rtol=1e-6)
+  np.testing.assert_allclose(metrics['disc_base_rate_entropy'], rtd.base_rate_entropy(1 / 3),
+                             rtol=1e-6)
 
 
 def test_max_predictions_matches_the_original(config):
@@ -308,6 +310,38 @@ def test_spread_is_zero_when_every_token_has_one_vector():
   # Padding positions are ignored: changing them changes nothing.
   np.testing.assert_allclose(rtd.spread(hidden.at[:, 12:].set(100.0), mask),
                              rtd.spread(hidden, mask), rtol=1e-6)
+
+
+def test_the_base_rate_entropy_is_the_loss_of_answering_the_replaced_fraction_everywhere():
+  for p in (0.01, 0.147, 0.5, 0.9):
+    labels = np.arange(10_000) < p * 10_000
+    constant = rtd.disc_loss(jnp.full(10_000, np.log(p / (1 - p))), labels.astype(np.float32),
+                             jnp.ones(10_000))
+    np.testing.assert_allclose(rtd.base_rate_entropy(p), constant, rtol=1e-5)
+  np.testing.assert_allclose(rtd.base_rate_entropy(0.5), np.log(2), rtol=1e-6)
+  assert float(rtd.base_rate_entropy(0.0)) == float(rtd.base_rate_entropy(1.0)) == 0  # Not nan.
+
+
+_FIRST = {'step': 50, 'split': 'train', 'loss': 34.1, 'gen_loss': 6.93}
+_LAST = {'step': 1000, 'split': 'eval', 'loss': 32.3, 'gen_loss': 5.38, 'unigram_entropy': 5.7,
+         'disc_loss': 0.5387, 'disc_base_rate_entropy': 0.557, 'replaced_fraction': 0.242,
+         'disc_auc': 0.5726}
+
+
+def test_the_summary_says_whether_each_model_ended_under_its_yardstick():
+  assert rtd.summary('rtd', _FIRST, _LAST) == (
+      "generator loss 6.93 at step 50 -> 5.38 at step 1000 (eval), 0.32 nats under the corpus's "
+      'unigram entropy 5.7: it learned; discriminator loss 0.5387, 3.3% under the base-rate entropy '
+      '0.5570 of 24.2% replaced: it learned; disc_auc 0.573')
+  guessing = rtd.summary('rtd', _FIRST, {**_LAST, 'split': 'train', 'gen_loss': 5.9,
+                                         'disc_loss': 0.56})
+  assert ('-> 5.9 at step 1000, 0.20 nats over the corpus\'s unigram entropy 5.7: no better than '
+          'guessing pieces by their frequency; discriminator loss 0.5600, 0.5% over the base-rate '
+          'entropy 0.5570 of 24.2% replaced: no better than guessing the replaced fraction') in guessing
+  mlm = {'step': 1000, 'split': 'eval', 'loss': 5.1, 'unigram_entropy': 5.7, 'mlm_accuracy': 0.2}
+  assert rtd.summary('mlm', {'step': 50, 'split': 'train', 'loss': 6.9}, mlm) == (
+      "masked LM loss 6.9 at step 50 -> 5.1 at step 1000 (eval), 0.60 nats under the corpus's "
+      'unigram entropy 5.7: it learned; mlm_accuracy 0.200')
 
 
 def test_health_warning_names_the_symptom_and_the_knobs():

@@ -58,7 +58,7 @@ def test_state_is_created_sharded_and_the_step_counts(config):
       'loss', 'gen_loss', 'gen_accuracy', 'disc_loss', 'disc_accuracy', 'disc_precision',
       'disc_recall', 'replaced_fraction', 'grad_norm', 'learning_rate', 'update_skipped',
       'sampled_accuracy', 'disc_auc', 'disc_accuracy_replaced', 'disc_accuracy_original',
-      'disc_spread'}
+      'disc_spread', 'disc_base_rate_entropy'}
 
 
 @pytest.mark.parametrize('kind,mask_prob', [('rtd', float(np.nextafter(1.0, 0.0))), ('mlm', 1.0)])

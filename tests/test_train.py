@@ -1,5 +1,6 @@
 import glob
 import json
+import logging
 import os
 import shutil
 import socket
@@ -153,19 +154,33 @@ def test_a_skipped_nonfinite_step_leaves_the_state_alone_and_is_counted(config, 
                             skipped['params']['embeddings']['LayerNorm']['scale'])
 
 
-def test_records_carry_cumulative_flops_and_the_health_metrics(config, tmp_path):
+def test_records_carry_cumulative_flops_the_health_metrics_and_the_yardsticks(config, tmp_path,
+                                                                              caplog):
   config.train.steps, config.train.log_every, config.train.eval_every = 4, 2, 4
   config.train.eval_batches = 2
   workdir = str(tmp_path / 'run')
-  train.train_and_evaluate(config, workdir)
+  with caplog.at_level(logging.INFO):
+    train.train_and_evaluate(config, workdir)
   records = _records(workdir)
   per_step = flops.step_flops(config)
   assert [(r['split'], r['flops']) for r in records] == [
       ('train', 2 * per_step), ('train', 4 * per_step), ('eval', 4 * per_step)]
+  unigram_entropy = data.prepare(config).unigram_entropy
   for record in records:
     assert {'disc_auc', 'sampled_accuracy', 'disc_accuracy_replaced', 'disc_accuracy_original',
             'disc_spread'} <= set(record)
     assert 0 <= record['disc_auc'] <= 1 and 0 <= record['disc_spread'] <= 1
+    assert record['unigram_entropy'] == unigram_entropy
+    # The mean over batches of each one's base rate; their replaced fractions differ by little.
+    np.testing.assert_allclose(record['disc_base_rate_entropy'],
+                               rtd.base_rate_entropy(record['replaced_fraction']), rtol=1e-3)
+  last = records[-1]
+  assert (f"gen_loss {last['gen_loss']:.4g} (unigram {unigram_entropy:.4g})  gen_accuracy "
+          in caplog.text)
+  assert f"disc_loss {last['disc_loss']:.4g} (base rate {last['disc_base_rate_entropy']:.4g})" in (
+      caplog.text)
+  [summary] = [r.getMessage() for r in caplog.records if r.getMessage().startswith('summary: ')]
+  assert summary == 'summary: ' + rtd.summary('rtd', records[0], last)
 
 
 def _last_eval(config, workdir):
@@ -262,7 +277,7 @@ def test_a_second_run_on_a_held_workdir_is_refused_while_the_first_finishes_inta
 
 @pytest.mark.parametrize('source,kind', [('text', 'rtd'), ('synthetic', 'mlm')])
 def test_whole_word_masking_trains_and_evaluates_and_only_it_reads_word_starts(
-    source, kind, config, tmp_path, request, monkeypatch):
+    source, kind, config, tmp_path, request, monkeypatch, caplog):
   if source == 'text':
     config = request.getfixturevalue('text_config')  # A real tokenizer's word starts.
   config.objective.kind, config.objective.whole_word_masking = kind, True
@@ -276,10 +291,16 @@ def test_whole_word_masking_trains_and_evaluates_and_only_it_reads_word_starts(
     return place(self, batch)
 
   monkeypatch.setattr(data.Placement, 'place', recording)
-  train.train_and_evaluate(config, str(tmp_path / 'run'))
+  with caplog.at_level(logging.INFO):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
   records = _records(str(tmp_path / 'run'))
   assert [r['split'] for r in records] == ['train', 'train', 'eval']
   assert all(np.isfinite(r['loss']) for r in records)
+  # The generator's yardstick, or the MLM's, from the text's built dataset or the synthetic chain.
+  loss = 'gen_loss' if kind == 'rtd' else 'loss'
+  assert f"  {loss} {records[-1][loss]:.4g} (unigram {records[-1]['unigram_entropy']:.4g})" in (
+      caplog.text)
+  assert f"summary: {'generator' if kind == 'rtd' else 'masked LM'} loss" in caplog.text
   assert len(placed) == 3 and all('word_starts' in keys for keys in placed)  # Eval's batch too.
 
   config.objective.whole_word_masking = False

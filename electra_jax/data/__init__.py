@@ -16,7 +16,9 @@ examples (data/examples.py) -> a cached TFDS array_record dataset (data/dataset.
     `[CLS] A [SEP] B [SEP] [PAD]...` (with config.objective.whole_word_masking also bool `word_starts`:
     the position's piece begins a word), with `get_state()` -> JSON-serialisable dict and `set_state(dict)`
     so that the checkpoint holds its position and a resumed run continues with exactly the next batch;
-  - `eval`: a fixed list of such batches (possibly empty), the same at every evaluation.
+  - `eval`: a fixed list of such batches (possibly empty), the same at every evaluation;
+  - `unigram_entropy`: of the pieces that masking may choose (data/unigram.py), the generator's
+    yardstick: stored with the built dataset, computed from the chain for the synthetic source.
 Masking is not part of the data: it is drawn on device, every step (electra_jax/rtd.py).
 """
 

@@ -4,7 +4,8 @@ The cache key covers the corpus fingerprint, the tokenizer, the sequence length 
 so a change to any of them builds a new dataset next to the old one instead of mixing the two. TFDS
 writes into a temporary directory and renames it when complete: a killed build never looks finished,
 and the next build of that dataset removes what it left. One process builds a dataset at a time.
-Reading needs no TensorFlow (array_record + numpy decoding).
+Reading needs no TensorFlow (array_record + numpy decoding). The dataset's metadata holds the unigram
+entropy of its pieces (data/unigram.py), counted while building.
 """
 
 import contextlib
@@ -24,12 +25,14 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from electra_jax import files
-from electra_jax.data import corpus, examples
+from electra_jax.data import corpus, examples, unigram
 from electra_jax.data import tokenizer as tokenizer_lib
 from electra_jax.errors import UserError
 
 NAME = 'electra_examples'
 VERSION = '1.0.0'  # Bump when the example format or the building algorithm changes.
+UNIGRAM_ENTROPY = 'unigram_entropy'  # Its key in the dataset's metadata.
+_COUNT_ROWS = 4096  # Examples read per call when counting the pieces of a dataset already built.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +80,7 @@ class ElectraExamples(tfds.core.GeneratorBasedBuilder):
     self._plan = plan
     self._held_out: list[dict] = []
     self._train_done = False
+    self._pieces = 0  # Piece counts of every example, both splits.
     self.stats = {'text_bytes': 0, 'train': 0, 'validation': 0, **dict.fromkeys(corpus.counts(), 0)}
     super().__init__(**kwargs)
 
@@ -87,6 +91,7 @@ class ElectraExamples(tfds.core.GeneratorBasedBuilder):
         builder=self,
         description='ELECTRA pre-training examples built by electra_jax.',
         features=tfds.features.FeaturesDict({'input_ids': ids, 'segment_ids': ids}),
+        metadata=tfds.core.MetadataDict(),  # Written with the dataset: a build has it or is not done.
         # The loader shuffles globally with the run's seed; building order stays the corpus order.
         disable_shuffling=True)
 
@@ -113,6 +118,8 @@ class ElectraExamples(tfds.core.GeneratorBasedBuilder):
           yield key, example
           key += 1
     self.stats.update(train=key, validation=len(self._held_out))
+    self.info.metadata[UNIGRAM_ENTROPY] = unigram.piece_entropy(self._pieces,
+                                                                self._plan.tokenizer.special_ids)
     if not key:
       raise UserError(f'the corpus {self._plan.corpus.name} is too small: it gave '
                       f'{len(self._held_out)} examples, all held out for validation')
@@ -135,6 +142,7 @@ class ElectraExamples(tfds.core.GeneratorBasedBuilder):
     try:
       for result, counted in results:
         self.stats['text_bytes'] += result.text_bytes
+        self._pieces += unigram.count(result.tokens, plan.tokenizer.vocab_size)
         for name, count in counted.items():
           self.stats[name] += count
         progress.update(result.text_bytes)
@@ -176,9 +184,10 @@ def _built(path: str) -> bool:
 
 def build(data_dir: str, plan: BuildPlan) -> str:
   """The directory of the dataset `plan` describes, building it first if it is not cached. One
-  process builds it at a time (others wait, then reuse it); what a killed build left is removed."""
+  process builds it at a time (others wait, then reuse it); what a killed build left is removed. A
+  dataset built before its metadata held the unigram entropy has its pieces counted, once."""
   path = directory(data_dir, plan)
-  if not _built(path):
+  if not _built(path) or unigram_entropy(path) is None:
     root = os.path.dirname(os.path.dirname(path))
     os.makedirs(root, exist_ok=True)
     with files.exclusive(os.path.join(root, 'build'), timeout=-1,
@@ -187,8 +196,31 @@ def build(data_dir: str, plan: BuildPlan) -> str:
         _remove_killed_builds(os.path.dirname(path))
         _build(path, plan)
         return path
+      if unigram_entropy(path) is None:
+        _store_unigram_entropy(path, plan)
   logging.info('reusing the built dataset %s', path)
   return path
+
+
+def unigram_entropy(path: str) -> float | None:
+  """The unigram entropy of the pieces of the built dataset at `path` (data/unigram.py); None for one
+  built before its metadata held it."""
+  return tfds.builder_from_directory(path).info.metadata.get(UNIGRAM_ENTROPY)
+
+
+def _store_unigram_entropy(path: str, plan: BuildPlan) -> None:
+  """Counts the pieces of every stored example, as a build does, and stores their entropy where a
+  build would have (TFDS's metadata file, which only the build itself writes otherwise)."""
+  logging.info('counting the pieces of %s once, for its unigram entropy', path)
+  pieces = 0
+  for split in ('train', 'validation'):
+    source = open_split(path, split) or []  # No validation split: nothing held out.
+    for first in range(0, len(source), _COUNT_ROWS):
+      rows = source.__getitems__(list(range(first, min(first + _COUNT_ROWS, len(source)))))
+      pieces += unigram.count(np.concatenate([row['input_ids'] for row in rows]),
+                              plan.tokenizer.vocab_size)
+  files.write_atomically(os.path.join(path, tfds.core.constants.METADATA_FILENAME), json.dumps(
+      {UNIGRAM_ENTROPY: unigram.piece_entropy(pieces, plan.tokenizer.special_ids)}))
 
 
 def _remove_killed_builds(builder_dir: str) -> None:

@@ -24,6 +24,7 @@ class Data:
   train: object
   eval: list[dict[str, np.ndarray]]
   tokenizer: tokenizer_lib.Tokenizer | None  # None for the synthetic source, which has no text.
+  unigram_entropy: float  # Of the pieces (data/unigram.py): the generator's yardstick.
 
 
 def cache_dir(configured: str = '') -> str:
@@ -135,9 +136,9 @@ def prepare(config: ml_collections.ConfigDict, rows: np.ndarray | None = None,
           global_batch_size=config.train.batch_size, seed=seed, pad_id=config.data.pad_id,
           cls_id=config.data.cls_id, sep_id=config.data.sep_id, rows=rows,
           word_starts=config.objective.whole_word_masking)
-    held_out = synthetic(config.train.seed + 1)
-    return Data(config, synthetic(config.train.seed),
-                [held_out.batch(i) for i in range(config.train.eval_batches)], tokenizer=None)
+    held_out, train = synthetic(config.train.seed + 1), synthetic(config.train.seed)
+    return Data(config, train, [held_out.batch(i) for i in range(config.train.eval_batches)],
+                tokenizer=None, unigram_entropy=train.unigram_entropy())
 
   if text is None:
     config, text = resolve(config)
@@ -158,7 +159,7 @@ def prepare(config: ml_collections.ConfigDict, rows: np.ndarray | None = None,
   if config.train.eval_every and not eval_batches:
     logging.warning('no evaluation: the validation split has fewer than %d examples (one batch)',
                     config.train.batch_size)
-  return Data(config, train, eval_batches, text.tokenizer)
+  return Data(config, train, eval_batches, text.tokenizer, dataset.unigram_entropy(path))
 
 
 class Placement:

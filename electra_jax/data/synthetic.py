@@ -7,6 +7,8 @@ not fit. Batch i is a pure function of (seed, i), which makes the iterator state
 
 import numpy as np
 
+from electra_jax.data import unigram
+
 # The chain is the "corpus": fixed across runs; config.train.seed only changes the order of batches.
 _CHAIN_SEED = 1234
 _SUCCESSORS = 4
@@ -52,6 +54,19 @@ class SyntheticSource:
 
   def set_state(self, state: dict) -> None:
     self._next_batch = int(state['next_batch'])
+
+  def unigram_entropy(self) -> float:
+    """The chain's unigram entropy (data/unigram.py), of its tokens' distribution averaged over the
+    positions after [CLS] of a full-length row; the [SEP]s and shorter rows are left out, which moves
+    it by little, as the tokens' distribution changes little after the first few positions."""
+    position = np.zeros(self._vocab_size)
+    position[self._first_token:] = 1 / (self._vocab_size - self._first_token)  # The first, uniform.
+    total = np.zeros(self._vocab_size)
+    for _ in range(1, self._length):
+      position = np.bincount(self._successors.ravel(), minlength=self._vocab_size,
+                             weights=(position[:, None] * _SUCCESSOR_PROBS).ravel())
+      total += position
+    return unigram.entropy(total)
 
   def batch(self, index: int) -> dict[str, np.ndarray]:
     """The process-local rows of global batch `index`."""

@@ -9,11 +9,12 @@ writes my_vocab.model and my_vocab.vocab. [PAD] is id 0 (batches are padded with
 the mask token.
 """
 
+import collections
 import dataclasses
 import hashlib
 import io
 import os
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from absl import flags, logging
 import numpy as np
@@ -136,11 +137,10 @@ def train(lines: Iterable[str], vocab_size: int, output_prefix: str) -> Sentence
   """
   if vocab_size < len(SPECIAL_PIECES) + 2:
     raise UserError(f'vocab_size={vocab_size} is too small; it must exceed the special pieces')
-  sentences = (line for line in lines if line)
   model = io.BytesIO()
   try:
     spm.SentencePieceTrainer.train(
-        sentence_iterator=sentences, model_writer=model, vocab_size=vocab_size,
+        sentence_iterator=_with_frequent_words(lines, vocab_size), model_writer=model, vocab_size=vocab_size,
         model_type='unigram', character_coverage=0.9995, hard_vocab_limit=False,
         input_sentence_size=_TRAINING_LINES, shuffle_input_sentence=True,
         max_sentence_length=4 * corpus.MAX_LINE, pad_id=0, pad_piece='[PAD]', unk_id=1,
@@ -155,6 +155,24 @@ def train(lines: Iterable[str], vocab_size: int, output_prefix: str) -> Sentence
   files.write_atomically(output_prefix + '.vocab', vocab.encode('utf-8'))
   files.write_atomically(output_prefix + '.model', tokenizer.model_proto)  # Last: its presence = done.
   return tokenizer
+
+
+def _with_frequent_words(lines: Iterable[str], count: int) -> Iterator[str]:
+  """The non-empty lines, then each of their `count` most frequent words once, as a line of its own.
+
+  SentencePiece seeds its unigram vocabulary with the substrings that the text continues in more than
+  one way. A word that is always followed by a space and begins no other word (" the" in a small or
+  artificial corpus) is not one of them, so it could only be spelled from pieces ("▁th" "e"). Alone on
+  a line it is also followed by the line's end, and becomes a candidate like any other.
+  """
+  counts = collections.Counter()
+  for i, line in enumerate(lines):
+    if line:
+      if i < _TRAINING_LINES:  # Enough to know the frequent words; a huge corpus is not counted.
+        counts.update(line.split())
+      yield line
+  for word, _ in counts.most_common(count):
+    yield word
 
 
 def corpus_lines(c: corpus.Corpus):

@@ -122,18 +122,24 @@ def _load_task(config, tokenizer) -> tasks.TaskData:
 
 
 def _resolve_train(config, task: tasks.TaskData, model_config) -> ml_collections.ConfigDict:
-  """config.train with the paper's defaults filled in and the step counts derived from epochs."""
+  """config.train with the paper's defaults filled in and the step counts derived from epochs: the
+  paper's epochs are raised to at least `min_steps` updates, explicit epochs are taken as given."""
   t = ml_collections.ConfigDict(config.train.to_dict())
   t.epochs = t.epochs or task.epochs
   hidden = model_config.hidden_size
   t.learning_rate = t.learning_rate or (3e-4 if hidden <= 256 else 1e-4 if hidden <= 768 else 5e-5)
   t.layerwise_lr_decay = t.layerwise_lr_decay or (0.9 if model_config.num_layers >= 24 else 0.8)
   examples = len(task.train['input_ids'])
-  t.steps = max(1, int(t.epochs * examples / t.batch_size))
+  by_epochs = max(1, int(t.epochs * examples / t.batch_size))
+  # The paper's epochs were chosen for GLUE's thousands of rows; on a small task they are too few
+  # updates to leave the majority class, so only they are raised.
+  t.steps = by_epochs if config.train.epochs else max(by_epochs, t.min_steps)
   t.warmup_steps = int(t.warmup_fraction * t.steps)
-  logging.info('%s: %d train and %d eval rows; %g epochs = %d steps of %d (warmup %d); learning '
+  raised = (f', raised to the floor of {t.steps} (config.train.min_steps; '
+            f'{t.steps * t.batch_size / examples:.3g} epochs)' if t.steps > by_epochs else '')
+  logging.info('%s: %d train and %d eval rows; %g epochs = %d steps of %d%s; warmup %d; learning '
                'rate %g, layer-wise decay %g%s', task.name, examples, len(task.eval['input_ids']),
-               t.epochs, t.steps, t.batch_size, t.warmup_steps, t.learning_rate,
+               t.epochs, by_epochs, t.batch_size, raised, t.warmup_steps, t.learning_rate,
                t.layerwise_lr_decay, ' (original off-by-one)' if t.original_layer_decay else '')
   return t
 
@@ -280,6 +286,8 @@ def validate(config: ml_collections.ConfigDict, model_config: ml_collections.Con
   for name in ('epochs', 'learning_rate', 'layerwise_lr_decay'):
     if t[name] < 0:
       raise UserError(f'config.train.{name}={t[name]} must not be negative (0 = the paper\'s)')
+  if t.min_steps < 0:
+    raise UserError(f'config.train.min_steps={t.min_steps} must not be negative (0 = no floor)')
   if not 0 <= t.warmup_fraction < 1 or t.layerwise_lr_decay > 1:
     raise UserError('config.train.warmup_fraction must be in [0, 1) and layerwise_lr_decay in [0, 1]')
   for name in ('log_every', 'checkpoint_every'):
