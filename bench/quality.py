@@ -18,8 +18,8 @@ from the repository root (bench/ is a package, as configs/ is). Finished runs an
    of --budgets times its steps (seeds 0, 1, 2 up to 4x, seed 0 beyond), and at 4x once more with an
    8k-piece vocabulary; each fine-tuned on the docstring tasks against random weights.
 
---toy runs the transfer at the size of its CI test (tests/test_quality.py, about a minute of
-pre-training) and the curve at toy sizes (code paths only).
+--toy runs the transfer at the size of its CI test (tests/test_quality.py: 3,000 steps of a
+2 x 64 model, about 3 minutes) and the curve at toy sizes (code paths only).
 """
 
 import json
@@ -69,8 +69,8 @@ TRANSFER_MARGIN = 0.20
 
 
 def _shrink(config: ml_collections.ConfigDict, toy: bool) -> None:
-  """The transfer test's sizes (a minute of pre-training that transfers), or with `toy` sizes that
-  compile and finish in seconds."""
+  """The transfer test's sizes (a small model that learns the topics in a few thousand steps), or
+  with `toy` sizes that compile and finish in seconds."""
   config.model.update(embedding_size=64, hidden_size=64, num_heads=2, intermediate_size=256,
                       max_position_embeddings=64)
   config.data.max_seq_length = 64
