@@ -103,11 +103,7 @@ def mlm_config(rtd: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.objective.kind = 'mlm'
   config.objective.mask_token_fraction, config.objective.random_token_fraction = 0.8, 0.1
   budget = rtd.train.steps * flops.step_flops(rtd)
-  config.train.steps = max(1, round(budget / flops.step_flops(config)))
-  scale = config.train.steps / rtd.train.steps
-  for name in ('warmup_steps', 'log_every', 'eval_every', 'checkpoint_every'):
-    config.train[name] = max(1, round(rtd.train[name] * scale)) if rtd.train[name] else 0
-  return config
+  return with_steps(config, max(1, round(budget / flops.step_flops(config))))
 
 
 def _pretrain(config: ml_collections.ConfigDict, workdir: str) -> dict:
