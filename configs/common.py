@@ -24,6 +24,11 @@ def get_config() -> ml_collections.ConfigDict:
   # --- model: sizes of the discriminator (base.py: widths, depth, heads; the generator's fraction of
   # the width); the generator is derived from them. ---
   config.model = ml_collections.ConfigDict()
+  # 'electra': the paper's post-LN BERT blocks (model.py). 'modernbert': transformers' ModernBERT
+  # (electra_jax/modernbert.py): pre-norm, RoPE, GeGLU, no biases, alternating sliding-window and
+  # global attention; it reads the ModernBERT fields below, has no position, segment or embedding-size
+  # settings of its own, and its generator is the discriminator's width with generator_num_layers.
+  config.model.architecture = 'electra'
   config.model.vocab_size = 30522  # Rows of the token embedding table; must cover every token id.
   config.model.max_position_embeddings = 512  # Longest sequence the position table covers.
   config.model.type_vocab_size = 2  # Number of segment ids ([CLS] A [SEP] B [SEP] uses 0 and 1).
@@ -31,13 +36,32 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.attention_dropout_rate = 0.1  # Dropout on attention probabilities.
   config.model.initializer_range = 0.02  # Stddev of the truncated-normal weight init.
   config.model.layer_norm_eps = 1e-12  # LayerNorm epsilon (BERT's and Hugging Face's value).
-  config.model.generator_hidden_size = 0  # Absolute generator width; 0 = use generator_fraction.
-  config.model.generator_num_layers = 0  # Generator depth; 0 = same as num_layers.
+  # Absolute generator width; 0 = use generator_fraction (neither applies to ModernBERT).
+  config.model.generator_hidden_size = 0
+  # Generator depth; 0 = same as num_layers (ModernBERT: half of it, at least 1).
+  config.model.generator_num_layers = 0
   # 'shared': generator and discriminator use one embedding block (the paper's choice);
   # 'untied': each has its own; 'gdes' (DeBERTa-v3): shared, but the discriminator reads
   # stop_gradient(token table) + its own zero-initialised delta, so only the generator's loss trains
   # the shared token table (export and fine-tuning fold the delta in).
   config.model.embedding_sharing = 'shared'
+  # ModernBERT only (architecture='modernbert'), named and defaulted as transformers'
+  # ModernBertConfig names them; the sizes above (hidden_size, num_layers, num_heads,
+  # intermediate_size: the GeGLU's width, vocab_size, initializer_range) apply to both.
+  config.model.local_attention = 128  # Sliding-window layers see keys up to half of this away.
+  config.model.global_attn_every_n_layers = 3  # Layer i attends globally when i % n == 0.
+  config.model.global_rope_theta = 160_000.0
+  config.model.local_rope_theta = 10_000.0
+  config.model.norm_eps = 1e-5
+  config.model.norm_bias = False
+  config.model.attention_bias = False
+  config.model.mlp_bias = False
+  config.model.decoder_bias = True  # The masked-LM decoder's output bias.
+  config.model.classifier_bias = False  # The prediction head's dense layer.
+  config.model.embedding_dropout = 0.0
+  config.model.attention_dropout = 0.0  # On attention probabilities and the attention output.
+  config.model.mlp_dropout = 0.0
+  config.model.classifier_dropout = 0.0  # Before the RTD (or a task's) classifier.
 
   # --- objective: replaced token detection (electra_jax/rtd.py). ---
   config.objective = ml_collections.ConfigDict()

@@ -3,7 +3,9 @@
   python -m electra_jax.export --workdir=runs/tiny --output=hf/tiny
 
 A pre-training run becomes OUT/discriminator (ElectraForPreTraining) and OUT/generator
-(ElectraForMaskedLM), or OUT/masked_lm (ElectraForMaskedLM) for the MLM baseline; a fine-tuning run
+(ElectraForMaskedLM), or OUT/masked_lm (ElectraForMaskedLM) for the MLM baseline; with
+config.model.architecture='modernbert' ModernBertForTokenClassification (one label: the RTD logit)
+and ModernBertForMaskedLM. A fine-tuning run
 becomes OUT itself: ElectraForSequenceClassification
 (classification, regression) or ElectraForTokenClassification (tagging), from its median seed unless
 --seed names one. Every folder holds config.json, model.safetensors and the tokenizer files. OUT must not
@@ -20,7 +22,7 @@ from absl import flags, logging
 from flax import nnx
 import jax
 
-from electra_jax import checkpoint, cli, files, lease, model, workdir
+from electra_jax import checkpoint, cli, files, lease, pretrainer, workdir
 from electra_jax.data import wordpiece
 from electra_jax.errors import UserError
 from electra_jax.finetune.model import Finetuner
@@ -49,21 +51,19 @@ def _pretrained(run: workdir.Run, output: str) -> list[tuple[str, str]]:
   cfg = run.config.model
   kind = run.config.objective.get('kind', 'rtd')
   params = _restore_params(os.path.join(run.directory, 'checkpoints'),
-                           lambda: model.pretraining_model(cfg, kind, nnx.Rngs(0)))
+                           lambda: pretrainer.pretraining_model(cfg, kind, nnx.Rngs(0)))
+  # The discriminator reads a GDES delta added to the token table; the generator reads the table.
+  folded = pretrainer.fold_embedding_delta(params)
   tokenizer = _tokenizer_files(run.tokenizer, cfg.max_position_embeddings)
-  if kind == 'mlm':
-    folder.write(os.path.join(output, 'masked_lm'), convert.hf_config(cfg, 'ElectraForMaskedLM'),
-                 convert.to_hf(params, convert.MASKED_LM, cfg.vocab_size), tokenizer)
-    return [('masked_lm', 'ElectraForMaskedLM')]
-  folder.write(os.path.join(output, 'discriminator'),
-               convert.hf_config(cfg, 'ElectraForPreTraining'),
-               convert.to_hf(model.fold_embedding_delta(params), convert.DISCRIMINATOR,
-                             cfg.vocab_size), tokenizer)
-  # The LM head's weight is tied to the word embeddings, so transformers expects it absent.
-  folder.write(os.path.join(output, 'generator'),
-               convert.hf_config(cfg, 'ElectraForMaskedLM', generator=True),
-               convert.to_hf(params, convert.generator_blocks(cfg), cfg.vocab_size), tokenizer)
-  return [('discriminator', 'ElectraForPreTraining'), ('generator', 'ElectraForMaskedLM')]
+  exports = convert.pretraining_exports(cfg, kind)
+  for e in exports:
+    # A masked LM's decoder weight is tied to the token table, so transformers expects it absent.
+    folder.write(os.path.join(output, e.folder),
+                 convert.hf_config(cfg, e.architecture, generator=e.generator,
+                                   data=run.config.data, **e.extra),
+                 convert.to_hf(params if e.generator else folded, e.blocks, cfg.vocab_size),
+                 tokenizer)
+  return [(e.folder, e.architecture) for e in exports]
 
 
 def _seed_dir(directory: str, main_metric: str, seed: int | None) -> str:
@@ -81,8 +81,8 @@ def _seed_dir(directory: str, main_metric: str, seed: int | None) -> str:
 def _finetuned(run: workdir.Run, output: str, seed: int | None) -> list[tuple[str, str]]:
   cfg, task = run.config.model, run.config.task
   if task.head == 'span':
-    raise UserError('question answering runs do not export: transformers\' '
-                    'ElectraForQuestionAnswering has no answerability head')
+    raise UserError('question answering runs do not export: transformers\' question answering '
+                    'classes have no answerability head')
   if task.head != 'tagging' and task.classifier_head != 'hf':
     raise UserError(f'this run\'s classifier_head={task.classifier_head!r} (one dense layer) has no '
                     'transformers class; fine-tune with --config.classifier_head=hf to export')
@@ -90,17 +90,18 @@ def _finetuned(run: workdir.Run, output: str, seed: int | None) -> list[tuple[st
   params = _restore_params(
       os.path.join(seed_dir, 'checkpoints'),
       lambda: Finetuner(cfg, task.head, task.num_outputs, nnx.Rngs(0), task.classifier_head))
+  family = 'ModernBert' if pretrainer.architecture(cfg) == 'modernbert' else 'Electra'
   if task.head == 'tagging':
-    architecture, extra = 'ElectraForTokenClassification', {}
+    architecture, extra = f'{family}ForTokenClassification', {}
   elif task.head == 'regression':
-    architecture, extra = 'ElectraForSequenceClassification', {'problem_type': 'regression'}
+    architecture, extra = f'{family}ForSequenceClassification', {'problem_type': 'regression'}
   else:
-    architecture = 'ElectraForSequenceClassification'
+    architecture = f'{family}ForSequenceClassification'
     extra = {'problem_type': 'single_label_classification'}
   labels = task.labels or ['score']
   extra.update(id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
-  folder.write(output, convert.hf_config(cfg, architecture, **extra),
-               convert.to_hf(params, convert.FINETUNED, cfg.vocab_size),
+  folder.write(output, convert.hf_config(cfg, architecture, data=run.config.data, **extra),
+               convert.to_hf(params, convert.finetuned_blocks(cfg), cfg.vocab_size),
                _tokenizer_files(run.tokenizer, cfg.max_position_embeddings))
   return [('', f'{architecture} from {os.path.basename(seed_dir)}')]
 

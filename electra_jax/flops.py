@@ -4,15 +4,17 @@ devices it runs on.
 Model FLOPs count the matrix multiplications the model needs, at 2 FLOPs per multiply-add: every
 projection and both attention products of generator and discriminator, the embedding projection,
 both heads (the generator's only at its prediction slots, over the real vocabulary), times 3 for a
-training step (forward, and a backward pass of twice its cost). Elementwise work, sampling, the
-optimizer and rematerialised recomputation are not counted, so MFU = model FLOPs per second / peak
-is comparable across remat and precision settings, as MFU is meant to be.
+training step (forward, and a backward pass of twice its cost). ModernBERT's GeGLU has three
+projections, and its sliding-window layers count only the query-key pairs inside the window.
+Elementwise work, sampling, the optimizer and rematerialised recomputation are not counted, so MFU =
+model FLOPs per second / peak is comparable across remat and precision settings, as MFU is meant to
+be.
 """
 
 import jax
 import ml_collections
 
-from electra_jax import model, rtd
+from electra_jax import model, modernbert, pretrainer, rtd
 
 # Dense (no sparsity) bfloat16 peak per device, by jax device_kind (lower case); the first key
 # found in the device kind wins, so more specific names come first.
@@ -38,6 +40,26 @@ def encoder_forward_flops(length: int, hidden: int, ffn: int, layers: int) -> in
   return layers * (projections + attention)
 
 
+def attention_pairs(length: int, half_window: int | None) -> int:
+  """(query, key) pairs a layer scores: all of them, or those at most `half_window` apart."""
+  if half_window is None or half_window >= length - 1:
+    return length * length
+  # Each query sees 2 * half_window + 1 keys, less those cut off by the sequence's two ends.
+  cut = half_window * (half_window + 1)
+  return length * (2 * half_window + 1) - cut
+
+
+def modernbert_encoder_forward_flops(m, length: int, layers: int) -> int:
+  """One sequence through ModernBERT layers: fused q/k/v, output, GeGLU's input, gate and output
+  projections, and the attention products over each layer's (query, key) pairs."""
+  hidden, ffn = m.hidden_size, m.intermediate_size
+  projections = 2 * length * (4 * hidden * hidden + 3 * hidden * ffn)
+  attention = sum(
+      2 * 2 * hidden * attention_pairs(length, None if modernbert.is_global(m, i)
+                                       else m.local_attention // 2) for i in range(layers))
+  return layers * projections + attention
+
+
 def rtd_forward_flops(config: ml_collections.ConfigDict) -> int:
   """One sequence through generator and discriminator (forward), as config.model and .data set."""
   m = config.model
@@ -53,10 +75,14 @@ def masked_lm_forward_flops(config: ml_collections.ConfigDict, hidden: int, head
   `head`, its MLM head at the prediction slots over the real vocabulary."""
   del heads  # The FLOPs do not depend on how the width is split.
   m = config.model
-  length, embed = config.data.max_seq_length, m.embedding_size
+  length = config.data.max_seq_length
+  if pretrainer.architecture(m) == 'modernbert':
+    embed, encoder = hidden, modernbert_encoder_forward_flops(m, length, layers)
+  else:
+    embed, encoder = m.embedding_size, encoder_forward_flops(length, hidden, ffn, layers)
   project = 2 * length * embed * hidden if embed != hidden else 0
   mlm_head = 2 * rtd.max_predictions(config) * (hidden * embed + embed * m.vocab_size)
-  return project + encoder_forward_flops(length, hidden, ffn, layers) + (mlm_head if head else 0)
+  return project + encoder + (mlm_head if head else 0)
 
 
 def step_flops(config: ml_collections.ConfigDict) -> int:

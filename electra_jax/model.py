@@ -134,6 +134,9 @@ class Embeddings(nnx.Module):
     self.LayerNorm = _layer_norm(cfg, size, rngs, compute.dtype)  # pylint: disable=invalid-name
     self.dropout_rate = cfg.dropout_rate
 
+  def table(self) -> jax.Array:
+    return self.word_embeddings.embedding[...]
+
   def __call__(self, input_ids, segment_ids, *, deterministic: bool, rngs: nnx.Rngs | None,
                word_delta: jax.Array | None = None):
     """`word_delta` (GDES): the token vectors become stop_gradient(shared table) + this table's rows,
@@ -162,22 +165,26 @@ class ResidualOutput(nnx.Module):
 
 
 def attention(query, key, value, input_mask, *, implementation: str, dropout_rate: float = 0.0,
-              dropout_rng=None):
+              dropout_rng=None, window: int | None = None):
   """Softmax(q k^T / sqrt(d)) v over [batch, length, heads, head_dim] arrays, keys at padding
-  (input_mask 0) ignored; the logits and the softmax are float32 whatever the input dtype."""
+  (input_mask 0) ignored, and with `window` those more than `window` positions from the query
+  (sliding-window attention); the logits and the softmax are float32 whatever the input dtype."""
   if dropout_rng is None or dropout_rate == 0:
     if implementation == 'cudnn':
       # cuDNN's padding mask is a length per row; every electra_jax batch is padded on the right.
       lengths = input_mask.sum(axis=-1, dtype=jnp.int32)
       return jax.nn.dot_product_attention(query, key, value, key_value_seq_lengths=lengths,
-                                          implementation='cudnn')
+                                          local_window_size=window, implementation='cudnn')
     return jax.nn.dot_product_attention(query, key, value, mask=input_mask[:, None, None, :] > 0,
-                                        implementation='xla')
+                                        local_window_size=window, implementation='xla')
   # jax.nn.dot_product_attention has no dropout on the probabilities (the paper's attention
   # dropout); the same computation, spelled out, with it.
   logits = jnp.einsum('bqhd,bkhd->bhqk', query, key, preferred_element_type=jnp.float32)
-  logits = jnp.where(input_mask[:, None, None, :] > 0, logits / np.sqrt(query.shape[-1]),
-                     jnp.finfo(jnp.float32).min)
+  visible = input_mask[:, None, None, :] > 0
+  if window is not None:
+    positions = jnp.arange(query.shape[1])
+    visible &= jnp.abs(positions[:, None] - positions[None, :]) <= window
+  logits = jnp.where(visible, logits / np.sqrt(query.shape[-1]), jnp.finfo(jnp.float32).min)
   probs = jax.nn.softmax(logits, axis=-1)
   probs = dropout(probs, dropout_rate, dropout_rng).astype(value.dtype)
   return jnp.einsum('bhqk,bkhd->bqhd', probs, value)
@@ -320,7 +327,12 @@ class DiscriminatorPredictions(nnx.Module):
 
 
 def generator_sizes(cfg) -> tuple[int, int, int, int]:
-  """(hidden, heads, ffn, layers) of the generator, derived as in the paper."""
+  """(hidden, heads, ffn, layers) of the generator, derived as in the paper; for ModernBERT the
+  discriminator's width with fewer layers (DeBERTa-v3's choice), so that the token table is shared
+  without a projection."""
+  if cfg.get('architecture', 'electra') == 'modernbert':
+    return (cfg.hidden_size, cfg.num_heads, cfg.intermediate_size,
+            cfg.generator_num_layers or max(1, cfg.num_layers // 2))
   hidden = cfg.generator_hidden_size or int(round(cfg.hidden_size * cfg.generator_fraction))
   heads = max(1, hidden // 64)
   return hidden, heads, 4 * hidden, cfg.generator_num_layers or cfg.num_layers
@@ -366,96 +378,3 @@ class Discriminator(nnx.Module):
     """(one logit per position, the last layer's output)."""
     hidden = self.electra(embedded, input_mask, deterministic=deterministic, rngs=rngs)
     return self.discriminator_predictions(hidden), hidden
-
-
-EMBEDDING_SHARING = ('shared', 'untied', 'gdes')
-
-
-class EmbeddingDelta(nnx.Module):
-  """GDES (DeBERTa-v3): the discriminator's own additive correction to the shared token table,
-  zero at init. Export and fine-tuning fold it in (fold_embedding_delta)."""
-
-  def __init__(self, cfg):
-    self.embedding = nnx.Param(jnp.zeros((padded_vocab_size(cfg), cfg.embedding_size)),
-                               out_sharding=('vocab', 'embed'))
-
-
-def fold_embedding_delta(params: dict) -> dict:
-  """Parameters (a pure dict with `embeddings`) with a GDES delta added into the token table, as
-  the discriminator sees it, and the delta removed; unchanged without one."""
-  if 'embedding_delta' not in params:
-    return params
-  params = dict(params)
-  delta = params.pop('embedding_delta')['embedding']
-  embeddings = params['embeddings']
-  words = embeddings['word_embeddings']
-  params['embeddings'] = {**embeddings,
-                          'word_embeddings': {**words, 'embedding': words['embedding'] + delta}}
-  return params
-
-
-class ElectraPretrainer(nnx.Module):
-  """Generator + discriminator. With 'shared' sharing both read one embedding block, whose arrays
-  then receive gradients from both losses; with 'untied' the generator has its own; with 'gdes' the
-  block is shared but the discriminator's loss reaches the token table only through its own delta
-  (gradient-disentangled embedding sharing, DeBERTa-v3). `replaced_fraction`: the share of tokens
-  the objective replaces (DiscriminatorPredictions)."""
-
-  def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs, compute: Compute = Compute(),
-               replaced_fraction: float = 0.5):
-    # Variables carry logical axis names, not mesh axes: they are placed by the jit that creates
-    # them (step.py), never eagerly as they are made.
-    with nnx.use_eager_sharding(False):
-      self.embeddings = Embeddings(cfg, rngs, compute)
-      self.generator_embeddings = (Embeddings(cfg, rngs, compute)
-                                   if cfg.embedding_sharing == 'untied' else None)
-      self.embedding_delta = EmbeddingDelta(cfg) if cfg.embedding_sharing == 'gdes' else None
-      self.generator = Generator(cfg, rngs, compute)
-      self.discriminator = Discriminator(cfg, rngs, compute, replaced_fraction)
-
-  def generator_logits(self, input_ids, segment_ids, input_mask, positions, *,
-                       deterministic: bool, rngs: nnx.Rngs | None = None):
-    embeddings = self.generator_embeddings or self.embeddings
-    embedded = embeddings(input_ids, segment_ids, deterministic=deterministic, rngs=rngs)
-    return self.generator(embedded, input_mask, positions, embeddings.word_embeddings.embedding[...],
-                          deterministic=deterministic, rngs=rngs)
-
-  def discriminate(self, input_ids, segment_ids, input_mask, *, deterministic: bool,
-                   rngs: nnx.Rngs | None = None):
-    """(replaced-token logits [batch, length], the discriminator's last hidden layer)."""
-    delta = None if self.embedding_delta is None else self.embedding_delta.embedding[...]
-    embedded = self.embeddings(input_ids, segment_ids, deterministic=deterministic, rngs=rngs,
-                               word_delta=delta)
-    return self.discriminator(embedded, input_mask, deterministic=deterministic, rngs=rngs)
-
-  def discriminator_logits(self, input_ids, segment_ids, input_mask, *,
-                           deterministic: bool, rngs: nnx.Rngs | None = None):
-    return self.discriminate(input_ids, segment_ids, input_mask, deterministic=deterministic,
-                             rngs=rngs)[0]
-
-
-class MaskedLM(nnx.Module):
-  """The paper's BERT baseline (config.objective.kind='mlm'): a masked LM of the discriminator's
-  sizes and nothing else. Its encoder is stored where an ELECTRA run keeps the encoder it hands on
-  (`embeddings` + `discriminator.electra`), so fine-tuning reads either kind of run alike; its MLM
-  head (`discriminator.generator_predictions`, `.generator_lm_head`) exports as ElectraForMaskedLM."""
-
-  def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs, compute: Compute = Compute()):
-    with nnx.use_eager_sharding(False):
-      self.embeddings = Embeddings(cfg, rngs, compute)
-      self.discriminator = Generator(cfg, rngs, compute, sizes=discriminator_sizes(cfg))
-
-  def mlm_logits(self, input_ids, segment_ids, input_mask, positions, *, deterministic: bool,
-                 rngs: nnx.Rngs | None = None):
-    embedded = self.embeddings(input_ids, segment_ids, deterministic=deterministic, rngs=rngs)
-    return self.discriminator(embedded, input_mask, positions,
-                              self.embeddings.word_embeddings.embedding[...],
-                              deterministic=deterministic, rngs=rngs)
-
-
-def pretraining_model(cfg: ml_collections.ConfigDict, kind: str, rngs: nnx.Rngs,
-                      compute: Compute = Compute(), replaced_fraction: float = 0.5) -> nnx.Module:
-  """The module a pre-training run of objective `kind` ('rtd' or 'mlm') trains."""
-  if kind == 'mlm':
-    return MaskedLM(cfg, rngs, compute)
-  return ElectraPretrainer(cfg, rngs, compute, replaced_fraction)

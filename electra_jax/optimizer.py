@@ -85,9 +85,10 @@ def layerwise_decay(num_layers: int, decay: float, *, original: bool = False
   def factor(path: str) -> float:
     if path.startswith(('embeddings.', 'electra.embeddings_project.')):
       return decay ** top
-    if path.startswith('electra.encoder.layer.'):
-      return decay ** (top - 1 - int(path.split('.')[3]))
-    return 1.0
+    for prefix in ('electra.encoder.layer.', 'model.layers.'):  # ELECTRA's, ModernBERT's.
+      if path.startswith(prefix):
+        return decay ** (top - 1 - int(path[len(prefix):].split('.')[0]))
+    return 1.0  # The task head (and ModernBERT's final norm, which precedes it).
 
   return factor
 

@@ -365,7 +365,7 @@ def rtd_loss(model, batch: dict[str, jax.Array], rng, config: ml_collections.Con
 def mlm_objective_loss(model, batch: dict[str, jax.Array], rng, config: ml_collections.ConfigDict,
                        *, deterministic: bool):
   """The BERT baseline (config.objective.kind='mlm') with the same positions: (loss, metrics) of a
-  model.MaskedLM predicting the chosen positions; the discriminator's terms have no counterpart."""
+  pretrainer.MaskedLM predicting the chosen positions; the discriminator's terms have no counterpart."""
   mask_rng, show_rng, dropout_rng = jax.random.split(rng, 3)
   rngs = None if deterministic else nnx.Rngs(dropout=dropout_rng)
   input_ids, input_mask = batch['input_ids'], batch['input_mask']

@@ -15,7 +15,7 @@ from flax import nnx, struct
 import ml_collections
 import optax
 
-from electra_jax import model, rtd, sharding
+from electra_jax import model, pretrainer, rtd, sharding
 
 
 @struct.dataclass
@@ -58,7 +58,7 @@ def mlm_objective(config: ml_collections.ConfigDict) -> Objective:
 
 def _pretraining_model(config: ml_collections.ConfigDict) -> Callable[[jax.Array], nnx.Module]:
   # Nearly every chosen position is replaced at first: the generator's samples rarely hit.
-  return lambda rng: model.pretraining_model(config.model, config.objective.kind,
+  return lambda rng: pretrainer.pretraining_model(config.model, config.objective.kind,
                                              nnx.Rngs(params=rng),
                                              model.compute_options(config.train),
                                              replaced_fraction=config.objective.mask_prob)

@@ -9,7 +9,7 @@ import math
 import jax
 import ml_collections
 
-from electra_jax import model, rtd, sharding
+from electra_jax import model, pretrainer, rtd, sharding
 from electra_jax.errors import UserError
 
 NONFINITE = ('stop', 'skip')
@@ -21,12 +21,32 @@ def _require(condition: bool, message: str) -> None:
     raise UserError(message)
 
 
+def _validate_modernbert(config: ml_collections.ConfigDict) -> None:
+  m = config.model
+  _require(m.hidden_size % m.num_heads == 0 and (m.hidden_size // m.num_heads) % 2 == 0,
+           f'config.model.hidden_size={m.hidden_size} / num_heads={m.num_heads} must be a whole, '
+           'even head width: rotary embeddings turn pairs of its dimensions')
+  _require(m.local_attention >= 2, f'config.model.local_attention={m.local_attention} must be at '
+           'least 2 (sliding layers see local_attention // 2 keys each side)')
+  _require(m.global_attn_every_n_layers >= 1, 'config.model.global_attn_every_n_layers='
+           f'{m.global_attn_every_n_layers} must be positive (1 = every layer global)')
+  _require(m.generator_num_layers >= 0, 'config.model.generator_num_layers='
+           f'{m.generator_num_layers} must not be negative (0 = half of num_layers)')
+  _require(not config.init_from_hf, 'config.init_from_hf reads ELECTRA folders only; a ModernBERT '
+           'run starts from random weights for now (config.init_from_hf=\'\')')
+
+
 def validate(config: ml_collections.ConfigDict, num_devices: int, process_count: int = 1) -> None:
   m, data, objective, train = config.model, config.data, config.objective, config.train
 
-  _require(m.embedding_sharing in model.EMBEDDING_SHARING,
+  _require(pretrainer.architecture(m) in pretrainer.ARCHITECTURES,
+           f'config.model.architecture={pretrainer.architecture(m)!r} is unknown; use one of '
+           f'{", ".join(pretrainer.ARCHITECTURES)}')
+  if pretrainer.architecture(m) == 'modernbert':
+    _validate_modernbert(config)
+  _require(m.embedding_sharing in pretrainer.EMBEDDING_SHARING,
            f'config.model.embedding_sharing={m.embedding_sharing!r} is unknown; use one of '
-           f'{", ".join(model.EMBEDDING_SHARING)}')
+           f'{", ".join(pretrainer.EMBEDDING_SHARING)}')
   _require(m.hidden_size % m.num_heads == 0,
            f'config.model.hidden_size={m.hidden_size} is not divisible by num_heads={m.num_heads}')
   gen_hidden, gen_heads, _, _ = model.generator_sizes(m)

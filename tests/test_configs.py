@@ -1,12 +1,15 @@
-"""The presets carry the paper's numbers (Table 6) and build models of the paper's sizes."""
+"""The presets carry the paper's numbers (Table 6) and build models of the paper's sizes; the ModernBERT
+preset builds transformers' ModernBERT-base."""
 
 import jax
 from flax import nnx
 import numpy as np
 import pytest
+import torch
+import transformers
 
-from configs import base, large, small, tiny
-from electra_jax import model
+from configs import base, large, modernbert_base, small, tiny
+from electra_jax import model, pretrainer, validation
 
 
 def _millions(tree):
@@ -30,7 +33,7 @@ def test_paper_presets(preset, layers, hidden, heads, ffn, embedding, gen_hidden
   assert (c.data.max_seq_length, c.train.steps, c.train.warmup_steps) == (length, steps, 10_000)
   assert (c.objective.disc_weight, c.objective.gen_weight, m.embedding_sharing) == (50.0, 1.0,
                                                                                    'shared')
-  abstract = nnx.eval_shape(lambda: model.ElectraPretrainer(m, nnx.Rngs(params=0)))
+  abstract = nnx.eval_shape(lambda: pretrainer.ElectraPretrainer(m, nnx.Rngs(params=0)))
   state = nnx.to_pure_dict(nnx.state(abstract, nnx.Param))
   # The discriminator that users keep: shared embeddings + its transformer + head (BERT-style count).
   discriminator = _millions(state['embeddings']) + _millions(state['discriminator'])
@@ -39,5 +42,20 @@ def test_paper_presets(preset, layers, hidden, heads, ffn, embedding, gen_hidden
 
 def test_tiny_is_small_enough_for_a_laptop():
   c = tiny.get_config()
-  abstract = nnx.eval_shape(lambda: model.ElectraPretrainer(c.model, nnx.Rngs(params=0)))
+  abstract = nnx.eval_shape(lambda: pretrainer.ElectraPretrainer(c.model, nnx.Rngs(params=0)))
   assert _millions(nnx.state(abstract, nnx.Param)) < 1.0
+
+
+def test_modernbert_base_builds_transformers_modernbert_base():
+  c = modernbert_base.get_config()
+  validation.validate(c, num_devices=1)
+  abstract = nnx.eval_shape(lambda: pretrainer.ElectraPretrainer(c.model, nnx.Rngs(params=0)))
+  state = nnx.to_pure_dict(nnx.state(abstract, nnx.Param))
+  padding_rows = model.padded_vocab_size(c.model) - c.model.vocab_size
+  ours = (_millions(state['embeddings']) + _millions(state['discriminator'])
+          - padding_rows * c.model.hidden_size / 1e6)
+  with torch.device('meta'):  # Shapes only.
+    theirs = transformers.ModernBertForTokenClassification(
+        transformers.ModernBertConfig(num_labels=1))
+  assert ours == pytest.approx(sum(p.numel() for p in theirs.parameters()) / 1e6, abs=1e-6)
+  assert model.generator_sizes(c.model)[3] == 11

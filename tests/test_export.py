@@ -15,7 +15,7 @@ import torch
 import transformers
 
 from configs.finetune import classification
-from electra_jax import export, model, train, workdir
+from electra_jax import export, pretrainer, train, workdir
 from electra_jax.errors import UserError
 from electra_jax.finetune import train as finetune_train
 from tests.conftest import keyword_task, small_config, write_corpus
@@ -48,8 +48,8 @@ def test_pretraining_export_loads_in_transformers_with_our_outputs(pretrained_ru
 
   params = export._restore_params(  # pylint: disable=protected-access
       os.path.join(pretrained_run, 'checkpoints'),
-      lambda: model.ElectraPretrainer(run.config.model, nnx.Rngs(0)))
-  ours = model.ElectraPretrainer(run.config.model, nnx.Rngs(0))
+      lambda: pretrainer.ElectraPretrainer(run.config.model, nnx.Rngs(0)))
+  ours = pretrainer.ElectraPretrainer(run.config.model, nnx.Rngs(0))
   nnx.update(ours, nnx.State(jax_tree(params)))
   segments, mask = pair['token_type_ids'].numpy(), pair['attention_mask'].numpy()
   with torch.no_grad():
@@ -223,10 +223,10 @@ def test_mlm_and_gdes_runs_export_with_our_outputs_and_fine_tune(variant_run, tm
   tokenizer = transformers.AutoTokenizer.from_pretrained(os.path.join(out, written[0][0]))
   pair = tokenizer(TEXTS[0], TEXTS[1], return_tensors='pt')
   args = [jnp.asarray(pair[k].numpy()) for k in ('input_ids', 'token_type_ids', 'attention_mask')]
-  ours = model.pretraining_model(run.config.model, kind if kind == 'mlm' else 'rtd', nnx.Rngs(0))
+  ours = pretrainer.pretraining_model(run.config.model, kind if kind == 'mlm' else 'rtd', nnx.Rngs(0))
   params = export._restore_params(  # pylint: disable=protected-access
       os.path.join(run_dir, 'checkpoints'),
-      lambda: model.pretraining_model(run.config.model, run.config.objective.kind, nnx.Rngs(0)))
+      lambda: pretrainer.pretraining_model(run.config.model, run.config.objective.kind, nnx.Rngs(0)))
   nnx.update(ours, nnx.State(jax_tree(params)))
   if kind == 'mlm':
     assert written == [('masked_lm', 'ElectraForMaskedLM')]

@@ -2,8 +2,9 @@ import jax
 from flax import nnx
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from electra_jax import flops, model, rtd
+from electra_jax import flops, pretrainer, rtd
 
 
 def _tiny(config):
@@ -47,16 +48,35 @@ def _dot_flops(jaxpr) -> int:
   return total
 
 
-def test_forward_flops_equal_the_matmuls_the_model_runs(config):
+# ModernBERT with windows as long as the sequence: XLA computes every score, as the count then does.
+MODERNBERT = dict(architecture='modernbert', local_attention=20, global_attn_every_n_layers=2)
+
+
+@pytest.mark.parametrize('architecture', [{}, MODERNBERT])
+def test_forward_flops_equal_the_matmuls_the_model_runs(config, architecture):
   """The formula against the dot_generals of the traced forward pass (vocabulary a multiple of 128,
   so no padding columns are computed)."""
   config = _tiny(config)
-  pretrainer = model.ElectraPretrainer(config.model, nnx.Rngs(params=0))
+  config.model.update(architecture)
+  pair = pretrainer.ElectraPretrainer(config.model, nnx.Rngs(params=0))
   batch = {'input_ids': jnp.full((3, 10), 7, jnp.int32), 'segment_ids': jnp.zeros((3, 10), jnp.int32),
            'input_mask': jnp.ones((3, 10), jnp.int32)}
-  jaxpr = jax.make_jaxpr(lambda: rtd.rtd_loss(pretrainer, batch, jax.random.key(0), config,
+  jaxpr = jax.make_jaxpr(lambda: rtd.rtd_loss(pair, batch, jax.random.key(0), config,
                                               deterministic=True))()
   assert _dot_flops(jaxpr.jaxpr) == 3 * flops.rtd_forward_flops(config)
+
+
+def test_sliding_windows_count_only_the_pairs_inside(config):
+  # 10 tokens, 2 each side: 3 + 4 + 6 * 5 + 4 + 3 pairs.
+  assert flops.attention_pairs(10, 2) == 44
+  assert flops.attention_pairs(10, 8) == 98 and flops.attention_pairs(10, 9) == 100
+  assert flops.attention_pairs(10, None) == 100
+  config = _tiny(config)
+  config.model.update(MODERNBERT)
+  wide = flops.rtd_forward_flops(config)
+  config.model.local_attention = 4
+  # The discriminator's layer 1 slides (width 8); the generator's one layer is global.
+  assert wide - flops.rtd_forward_flops(config) == 2 * 2 * (100 - 44) * 8
 
 
 def test_peak_flops_by_device_kind():

@@ -9,7 +9,7 @@ from flax import nnx
 import jax
 import jax.numpy as jnp
 
-from electra_jax import model, optimizer, sharding, step
+from electra_jax import model, optimizer, pretrainer, sharding, step
 from electra_jax.errors import UserError
 from electra_jax.finetune.model import Finetuner
 from electra_jax.hf import convert, folder, load
@@ -53,17 +53,18 @@ def _load_hf(cls, directory):
 
 def test_hf_name():
   assert convert.hf_name('encoder.layer.3.attention.query.kernel') == (
-      'encoder.layer.3.attention.self.query.weight', True)
+      'encoder.layer.3.attention.self.query.weight')
   assert convert.hf_name('encoder.layer.0.attention.output.LayerNorm.scale') == (
-      'encoder.layer.0.attention.output.LayerNorm.weight', False)
-  assert convert.hf_name('word_embeddings.embedding') == ('word_embeddings.weight', False)
-  assert convert.hf_name('dense.bias') == ('dense.bias', False)
+      'encoder.layer.0.attention.output.LayerNorm.weight')
+  assert convert.hf_name('word_embeddings.embedding') == 'word_embeddings.weight'
+  assert convert.hf_name('dense.bias') == 'dense.bias'
+  assert convert.hf_name('layers.2.attn.Wqkv.kernel') == 'layers.2.attn.Wqkv.weight'
 
 
 def test_exported_pretrainer_logits_match_transformers(tmp_path):
   cfg = _model_config()
-  pretrainer = model.ElectraPretrainer(cfg, nnx.Rngs(params=1))
-  params = nnx.to_pure_dict(nnx.state(pretrainer, nnx.Param))
+  pair = pretrainer.ElectraPretrainer(cfg, nnx.Rngs(params=1))
+  params = nnx.to_pure_dict(nnx.state(pair, nnx.Param))
   ids, segments, mask = _inputs(cfg.vocab_size)
 
   disc = _load_hf(transformers.ElectraForPreTraining, _save(
@@ -80,10 +81,10 @@ def test_exported_pretrainer_logits_match_transformers(tmp_path):
                        token_type_ids=_torch(segments)[0]).logits.numpy()
     theirs_gen = gen(*_torch(ids), attention_mask=_torch(mask)[0],
                      token_type_ids=_torch(segments)[0]).logits.numpy()
-  ours_disc = pretrainer.discriminator_logits(jnp.asarray(ids), jnp.asarray(segments),
+  ours_disc = pair.discriminator_logits(jnp.asarray(ids), jnp.asarray(segments),
                                               jnp.asarray(mask), deterministic=True)
   positions = jnp.broadcast_to(jnp.arange(ids.shape[1]), ids.shape)
-  ours_gen = pretrainer.generator_logits(jnp.asarray(ids), jnp.asarray(segments),
+  ours_gen = pair.generator_logits(jnp.asarray(ids), jnp.asarray(segments),
                                          jnp.asarray(mask), positions, deterministic=True)
   # Padded positions included: both attend to the real keys only.
   assert np.abs(np.asarray(ours_disc) - theirs_disc).max() < TOLERANCE
@@ -95,10 +96,10 @@ def test_exported_pretrainer_logits_match_transformers(tmp_path):
 def test_a_gdes_discriminator_exports_with_its_delta_folded_in(tmp_path):
   cfg = _model_config()
   cfg.embedding_sharing = 'gdes'
-  pretrainer = model.ElectraPretrainer(cfg, nnx.Rngs(params=1))
-  delta = pretrainer.embedding_delta.embedding
+  pair = pretrainer.ElectraPretrainer(cfg, nnx.Rngs(params=1))
+  delta = pair.embedding_delta.embedding
   delta[...] = 0.05 * jax.random.normal(jax.random.key(2), delta.shape)
-  params = model.fold_embedding_delta(nnx.to_pure_dict(nnx.state(pretrainer, nnx.Param)))
+  params = pretrainer.fold_embedding_delta(nnx.to_pure_dict(nnx.state(pair, nnx.Param)))
   disc = _load_hf(transformers.ElectraForPreTraining, _save(
       tmp_path / 'd', convert.hf_config(cfg, 'ElectraForPreTraining'),
       convert.to_hf(params, convert.DISCRIMINATOR, cfg.vocab_size)))
@@ -106,11 +107,11 @@ def test_a_gdes_discriminator_exports_with_its_delta_folded_in(tmp_path):
   with torch.no_grad():
     theirs = disc(*_torch(ids), attention_mask=_torch(mask)[0],
                   token_type_ids=_torch(segments)[0]).logits.numpy()
-  ours = pretrainer.discriminator_logits(jnp.asarray(ids), jnp.asarray(segments),
+  ours = pair.discriminator_logits(jnp.asarray(ids), jnp.asarray(segments),
                                          jnp.asarray(mask), deterministic=True)
   assert np.abs(np.asarray(ours) - theirs).max() < TOLERANCE
   # Without the delta the logits differ: the test sees it.
-  unfolded = convert.to_hf(nnx.to_pure_dict(nnx.state(pretrainer, nnx.Param)),
+  unfolded = convert.to_hf(nnx.to_pure_dict(nnx.state(pair, nnx.Param)),
                            convert.DISCRIMINATOR, cfg.vocab_size)
   assert not np.allclose(unfolded['electra.embeddings.word_embeddings.weight'],
                          disc.state_dict()['electra.embeddings.word_embeddings.weight'].numpy())
@@ -118,7 +119,7 @@ def test_a_gdes_discriminator_exports_with_its_delta_folded_in(tmp_path):
 
 def test_the_mlm_baseline_exports_as_a_masked_lm_with_our_logits(tmp_path):
   cfg = _model_config()
-  mlm = model.MaskedLM(cfg, nnx.Rngs(params=1))
+  mlm = pretrainer.MaskedLM(cfg, nnx.Rngs(params=1))
   params = nnx.to_pure_dict(nnx.state(mlm, nnx.Param))
   hf = _load_hf(transformers.ElectraForMaskedLM, _save(
       tmp_path / 'm', convert.hf_config(cfg, 'ElectraForMaskedLM'),

@@ -4,13 +4,13 @@ from flax import nnx
 import numpy as np
 import pytest
 
-from electra_jax import model, rtd
+from electra_jax import model, pretrainer, rtd
 from electra_jax.data.synthetic import SyntheticSource
 
 
 def _params_and_graphdef(config):
-  pretrainer = model.ElectraPretrainer(config.model, nnx.Rngs(params=0))
-  graphdef, state = nnx.split(pretrainer, nnx.Param)
+  pair = pretrainer.ElectraPretrainer(config.model, nnx.Rngs(params=0))
+  graphdef, state = nnx.split(pair, nnx.Param)
   return graphdef, nnx.to_pure_dict(state)
 
 
@@ -73,8 +73,8 @@ def _split_losses(config, params, graphdef, batch):
 
 def test_shared_embeddings_are_one_array_trained_by_both_losses(config):
   graphdef, params = _params_and_graphdef(config)
-  pretrainer = nnx.merge(graphdef, params)
-  assert pretrainer.generator_embeddings is None
+  pair = nnx.merge(graphdef, params)
+  assert pair.generator_embeddings is None
   gen_grad, disc_grad = _split_losses(config, params, graphdef, _batch(config))
   for grads in (gen_grad, disc_grad):
     assert np.abs(grads['embeddings']['word_embeddings']['embedding']).sum() > 0
@@ -95,12 +95,12 @@ def test_untied_embeddings_are_separate(config):
 
 def test_the_untrained_discriminator_predicts_the_replaced_fraction(config):
   # From p = 0.5, the first updates would drag every weight towards one output for every token.
-  pretrainer = model.ElectraPretrainer(config.model, nnx.Rngs(params=0), replaced_fraction=0.15)
+  pair = pretrainer.ElectraPretrainer(config.model, nnx.Rngs(params=0), replaced_fraction=0.15)
   batch = _batch(config)
-  logits = pretrainer.discriminator_logits(batch['input_ids'], batch['segment_ids'],
+  logits = pair.discriminator_logits(batch['input_ids'], batch['segment_ids'],
                                            batch['input_mask'], deterministic=True)
   np.testing.assert_allclose(jax.nn.sigmoid(logits).mean(), 0.15, atol=0.01)
-  np.testing.assert_allclose(pretrainer.discriminator.discriminator_predictions.dense_prediction
+  np.testing.assert_allclose(pair.discriminator.discriminator_predictions.dense_prediction
                              .bias[...], [np.log(0.15 / 0.85)], rtol=1e-6)
 
 
@@ -119,22 +119,22 @@ def test_gdes_trains_the_shared_table_by_the_generator_loss_only(config):
 
 def test_the_folded_gdes_table_is_what_the_discriminator_reads(config):
   config.model.embedding_sharing = 'gdes'
-  pretrainer = model.ElectraPretrainer(config.model, nnx.Rngs(params=0))
-  delta = jax.random.normal(jax.random.key(1), pretrainer.embedding_delta.embedding.shape)
-  pretrainer.embedding_delta.embedding[...] = delta
-  folded = model.fold_embedding_delta(nnx.to_pure_dict(nnx.state(pretrainer, nnx.Param)))
+  pair = pretrainer.ElectraPretrainer(config.model, nnx.Rngs(params=0))
+  delta = jax.random.normal(jax.random.key(1), pair.embedding_delta.embedding.shape)
+  pair.embedding_delta.embedding[...] = delta
+  folded = pretrainer.fold_embedding_delta(nnx.to_pure_dict(nnx.state(pair, nnx.Param)))
   assert 'embedding_delta' not in folded
   config.model.embedding_sharing = 'shared'
-  shared = model.ElectraPretrainer(config.model, nnx.Rngs(params=0))
+  shared = pretrainer.ElectraPretrainer(config.model, nnx.Rngs(params=0))
   nnx.update(shared, nnx.State(folded))
   batch = _batch(config)
   args = batch['input_ids'], batch['segment_ids'], batch['input_mask']
   np.testing.assert_allclose(shared.discriminator_logits(*args, deterministic=True),
-                             pretrainer.discriminator_logits(*args, deterministic=True), atol=1e-5)
+                             pair.discriminator_logits(*args, deterministic=True), atol=1e-5)
 
 
 def test_the_mlm_baseline_keeps_its_encoder_where_the_discriminator_s_is(config):
-  mlm = model.pretraining_model(config.model, 'mlm', nnx.Rngs(params=0))
+  mlm = pretrainer.pretraining_model(config.model, 'mlm', nnx.Rngs(params=0))
   paths = _paths(nnx.to_pure_dict(nnx.state(mlm, nnx.Param)))
   assert 'discriminator.electra.encoder.layer.0.attention.query.kernel' in paths
   assert 'discriminator.generator_lm_head.bias' in paths
@@ -150,27 +150,27 @@ def test_the_mlm_baseline_keeps_its_encoder_where_the_discriminator_s_is(config)
 
 def test_padding_does_not_change_real_positions(config):
   graphdef, params = _params_and_graphdef(config)
-  pretrainer = nnx.merge(graphdef, params)
+  pair = nnx.merge(graphdef, params)
   ids = jnp.array([[2, 10, 11, 12, 3, 0, 0, 0]])
   segments = jnp.zeros_like(ids)
   mask = (ids != 0).astype(jnp.int32)
   garbage = ids.at[0, 5:].set(77)
-  out = pretrainer.discriminator_logits(ids, segments, mask, deterministic=True)
-  out_garbage = pretrainer.discriminator_logits(garbage, segments, mask, deterministic=True)
+  out = pair.discriminator_logits(ids, segments, mask, deterministic=True)
+  out_garbage = pair.discriminator_logits(garbage, segments, mask, deterministic=True)
   np.testing.assert_allclose(out[0, :5], out_garbage[0, :5], atol=1e-6)
   positions = jnp.array([[1, 2]])
-  gen = pretrainer.generator_logits(ids, segments, mask, positions, deterministic=True)
+  gen = pair.generator_logits(ids, segments, mask, positions, deterministic=True)
   assert gen.shape == (1, 2, config.model.vocab_size) and gen.dtype == jnp.float32
 
 
 def test_dropout_depends_on_the_rng_only_in_training(config):
   graphdef, params = _params_and_graphdef(config)
-  pretrainer = nnx.merge(graphdef, params)
+  pair = nnx.merge(graphdef, params)
   batch = _batch(config)
   args = (batch['input_ids'], batch['segment_ids'], batch['input_mask'])
-  a = pretrainer.discriminator_logits(*args, deterministic=False, rngs=nnx.Rngs(dropout=0))
-  b = pretrainer.discriminator_logits(*args, deterministic=False, rngs=nnx.Rngs(dropout=1))
-  c = pretrainer.discriminator_logits(*args, deterministic=False, rngs=nnx.Rngs(dropout=0))
+  a = pair.discriminator_logits(*args, deterministic=False, rngs=nnx.Rngs(dropout=0))
+  b = pair.discriminator_logits(*args, deterministic=False, rngs=nnx.Rngs(dropout=1))
+  c = pair.discriminator_logits(*args, deterministic=False, rngs=nnx.Rngs(dropout=0))
   assert not np.allclose(a, b)
   np.testing.assert_array_equal(a, c)
 
@@ -180,26 +180,34 @@ def test_vocabulary_is_padded_and_padding_ids_are_never_predicted(config):
   graphdef, params = _params_and_graphdef(config)
   assert params['embeddings']['word_embeddings']['embedding'].shape[0] == 256
   assert params['generator']['generator_lm_head']['bias'].shape == (256,)
-  pretrainer = nnx.merge(graphdef, params)
+  pair = nnx.merge(graphdef, params)
   batch = _batch(config)
-  gen = pretrainer.generator_logits(batch['input_ids'], batch['segment_ids'], batch['input_mask'],
+  gen = pair.generator_logits(batch['input_ids'], batch['segment_ids'], batch['input_mask'],
                                     jnp.zeros((4, 3), jnp.int32), deterministic=True)
   assert gen.shape == (4, 3, 256)
   assert np.isneginf(gen[..., 250:]).all() and np.isfinite(gen[..., :250]).all()
 
 
 def _pretrainer(config, compute):
-  pretrainer = model.ElectraPretrainer(config.model, nnx.Rngs(params=0), compute)
-  return nnx.split(pretrainer, nnx.Param)
+  pair = pretrainer.ElectraPretrainer(config.model, nnx.Rngs(params=0), compute)
+  return nnx.split(pair, nnx.Param)
 
 
-@pytest.mark.parametrize('compute', [
-    model.Compute(scan_layers=True),
-    model.Compute(remat='full'),
-    model.Compute(remat='matmuls', scan_layers=True)])
-def test_scan_and_remat_compute_the_same_function(config, compute):
+# ModernBERT with six layers, global every third: layer 0, one scanned group (1, 2, 3) and two left
+# over (4, 5), windows of 4 keys each side in 32-token rows.
+MODERNBERT = dict(architecture='modernbert', num_layers=6, local_attention=8, embedding_dropout=0.1,
+                  attention_dropout=0.1, mlp_dropout=0.1)
+
+
+@pytest.mark.parametrize('compute,architecture', [
+    (model.Compute(scan_layers=True), {'num_layers': 3}),
+    (model.Compute(remat='full'), {'num_layers': 3}),
+    (model.Compute(remat='matmuls', scan_layers=True), {'num_layers': 3}),
+    (model.Compute(scan_layers=True), MODERNBERT),
+    (model.Compute(remat='matmuls', scan_layers=True), MODERNBERT)])
+def test_scan_and_remat_compute_the_same_function(config, compute, architecture):
   """With dropout on: each layer draws from its own key whether unrolled, scanned or recomputed."""
-  config.model.num_layers = 3
+  config.model.update(architecture)
   batch = _batch(config)
   positions = jnp.tile(jnp.arange(1, 6)[None], (4, 1))
 
@@ -207,11 +215,11 @@ def test_scan_and_remat_compute_the_same_function(config, compute):
     graphdef, state = _pretrainer(config, compute)
 
     def loss(params):
-      pretrainer = nnx.merge(graphdef, params)
+      pair = nnx.merge(graphdef, params)
       rngs = nnx.Rngs(dropout=7)
-      disc = pretrainer.discriminator_logits(batch['input_ids'], batch['segment_ids'],
+      disc = pair.discriminator_logits(batch['input_ids'], batch['segment_ids'],
                                              batch['input_mask'], deterministic=False, rngs=rngs)
-      gen = pretrainer.generator_logits(batch['input_ids'], batch['segment_ids'],
+      gen = pair.generator_logits(batch['input_ids'], batch['segment_ids'],
                                         batch['input_mask'], positions, deterministic=False,
                                         rngs=rngs)
       return jnp.sum(disc ** 2) + jnp.sum(jax.nn.log_softmax(gen)[..., 10])
@@ -231,9 +239,9 @@ def test_bfloat16_keeps_float32_parameters_and_outputs_and_stays_close(config):
   for name, dtype in model.DTYPES.items():
     graphdef, state = _pretrainer(config, model.Compute(dtype=dtype))
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(nnx.to_pure_dict(state)))
-    pretrainer = nnx.merge(graphdef, state)
-    outputs[name] = (pretrainer.discriminator_logits(*args, deterministic=True),
-                     pretrainer.generator_logits(*args, jnp.ones((4, 2), jnp.int32),
+    pair = nnx.merge(graphdef, state)
+    outputs[name] = (pair.discriminator_logits(*args, deterministic=True),
+                     pair.generator_logits(*args, jnp.ones((4, 2), jnp.int32),
                                                  deterministic=True))
   for bf16, f32 in zip(outputs['bfloat16'], outputs['float32']):
     assert bf16.dtype == jnp.float32

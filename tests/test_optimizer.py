@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from electra_jax import model, optimizer, sharding
+from electra_jax import optimizer, pretrainer, sharding
 from electra_jax.finetune.model import Finetuner
 
 
@@ -141,7 +141,7 @@ def test_the_generator_gets_its_own_optimizer_and_rate(config):
 def _pretrainer_labels(config, sharing):
   """generator_labels of every parameter path of the pre-training model with `sharing`."""
   config.model.embedding_sharing = sharing
-  abstract = nnx.eval_shape(lambda: model.ElectraPretrainer(config.model, nnx.Rngs(0)))
+  abstract = nnx.eval_shape(lambda: pretrainer.ElectraPretrainer(config.model, nnx.Rngs(0)))
   labels = optimizer.generator_labels(nnx.to_pure_dict(nnx.state(abstract, nnx.Param)))
   return {sharding.dotted(path): label
           for path, label in jax.tree_util.tree_flatten_with_path(labels)[0]}
@@ -184,3 +184,15 @@ def test_under_gdes_the_shared_token_table_moves_at_the_generators_rate(config):
   np.testing.assert_allclose(embeddings['word_embeddings']['embedding'], generator_step, rtol=1e-3)
   np.testing.assert_allclose(embeddings['position_embeddings']['embedding'], rest_step, rtol=1e-3)
   np.testing.assert_allclose(updates['embedding_delta']['embedding'], rest_step, rtol=1e-3)
+
+
+def test_layerwise_decay_reads_modernbert_layers(config):
+  config.model.architecture = 'modernbert'
+  paths = _finetuner_params(config, layers=3)
+  factor = optimizer.layerwise_decay(3, 0.5)
+  expected = {'classifier.': 0, 'head.': 0, 'model.final_norm.': 0, 'model.layers.2.': 1,
+              'model.layers.1.': 2, 'model.layers.0.': 3, 'embeddings.': 4}
+  for path in paths:
+    prefix = next(p for p in expected if path.startswith(p))
+    assert factor(path) == 0.5 ** expected[prefix], path
+  assert any(p.startswith('head.') for p in paths)

@@ -4,7 +4,7 @@ from flax import nnx
 import numpy as np
 import pytest
 
-from electra_jax import model, optimizer, sharding, step
+from electra_jax import optimizer, pretrainer, sharding, step
 from electra_jax.data.synthetic import SyntheticSource
 from electra_jax.errors import UserError
 
@@ -31,7 +31,7 @@ def test_mesh_shape_rejects_impossible_meshes(config, shape, message):
 
 
 def _abstract_variables(config):
-  abstract = nnx.eval_shape(lambda: model.ElectraPretrainer(config.model, nnx.Rngs(params=0)))
+  abstract = nnx.eval_shape(lambda: pretrainer.ElectraPretrainer(config.model, nnx.Rngs(params=0)))
   return nnx.split(abstract, nnx.Param)[1]
 
 

@@ -1,7 +1,8 @@
 """The fine-tuning model: the pre-trained discriminator's embeddings and encoder, plus a task head.
 
 Parameter paths match the pre-training model's after one rename, `discriminator.electra` -> `electra`
-(pretrained.py), and the heads are named as Hugging Face names them (`classifier`, `qa_outputs`), so
+(ModernBERT: `discriminator.model` -> `model`; pretrained.py), and the heads are named as Hugging Face
+names them (`classifier`, `qa_outputs`; ModernBERT's `head` before its `classifier`), so
 classification, regression ('hf' head) and tagging models export as transformers' classes. The
 discriminator's replaced-token head is not part of it: the original discards it too.
 """
@@ -10,7 +11,7 @@ import jax.numpy as jnp
 from flax import nnx
 import ml_collections
 
-from electra_jax import model
+from electra_jax import model, modernbert, pretrainer
 
 # Head kinds, each with what it reads from the encoder: the [CLS] vector or every position.
 HEADS = ('classification', 'regression', 'span', 'tagging')
@@ -37,38 +38,57 @@ class Finetuner(nnx.Module):
     """`head` is one of HEADS; `num_outputs` is the number of classes (1 for regression and span);
     `classifier_head` (CLASSIFIER_HEADS) shapes the classification and regression heads. The heads
     compute in float32 from the encoder's (compute.dtype) output."""
-    self.head = head
+    self.kind = head
     sentence_level = head in ('classification', 'regression')
     self.hf_classifier = sentence_level and classifier_head == 'hf'
+    outputs = 1 if head == 'regression' else num_outputs
+    self.modernbert = pretrainer.architecture(cfg) == 'modernbert'
     with nnx.use_eager_sharding(False):  # Placed by the jit that creates them (step.py).
-      self.embeddings = model.Embeddings(cfg, rngs, compute)
-      self.electra = model.ElectraModel(cfg, cfg.hidden_size, cfg.num_heads, cfg.intermediate_size,
-                                        cfg.num_layers, rngs, compute)
-      self.dropout_rate = cfg.dropout_rate
+      if self.modernbert:
+        # ModernBertFor{Sequence,Token}Classification: encoder, prediction head, dropout, classifier.
+        self.embeddings = modernbert.Embeddings(cfg, rngs, compute)
+        self.model = modernbert.Model(cfg, cfg.num_layers, rngs, compute)
+        self.dropout_rate = cfg.classifier_dropout
+        self.head = (modernbert.Head(cfg, cfg.initializer_range, rngs, compute)
+                     if self.hf_classifier or head == 'tagging' else None)
+      else:
+        self.head = None
+        self.embeddings = model.Embeddings(cfg, rngs, compute)
+        self.electra = model.ElectraModel(cfg, cfg.hidden_size, cfg.num_heads,
+                                          cfg.intermediate_size, cfg.num_layers, rngs, compute)
+        self.dropout_rate = cfg.dropout_rate
       if head == 'span':
         self.qa_outputs = model.dense(cfg, cfg.hidden_size, 2, ('embed', None), rngs)
         self.answerable = model.dense(cfg, cfg.hidden_size, 1, ('embed', None), rngs)
+      elif self.hf_classifier and not self.modernbert:
+        self.classifier = ClassificationHead(cfg, outputs, rngs)
       else:
-        outputs = 1 if head == 'regression' else num_outputs
-        self.classifier = (ClassificationHead(cfg, outputs, rngs) if self.hf_classifier else
-                           model.dense(cfg, cfg.hidden_size, outputs, ('embed', None), rngs))
+        self.classifier = model.dense(cfg, cfg.hidden_size, outputs, ('embed', None), rngs)
+
+  def _encode(self, batch, deterministic, rngs):
+    """The encoder's output, through ModernBERT's prediction head where the task has one, and
+    dropout."""
+    embedded = self.embeddings(batch['input_ids'], batch['segment_ids'],
+                               deterministic=deterministic, rngs=rngs)
+    encoder = self.model if self.modernbert else self.electra
+    hidden = encoder(embedded, batch['input_mask'], deterministic=deterministic, rngs=rngs)
+    if self.head is not None:
+      hidden = self.head(hidden[:, :1] if self.hf_classifier else hidden)
+    return model.dropout(hidden, self.dropout_rate, None if deterministic else rngs.dropout())
 
   def __call__(self, batch, *, deterministic: bool, rngs: nnx.Rngs | None = None) -> dict:
     """float32 outputs: `logits` [B, C] (classification), [B] (regression), [B, L, C] (tagging);
     `start_logits`, `end_logits` [B, L] and `answerable_logits` [B] (span)."""
-    embedded = self.embeddings(batch['input_ids'], batch['segment_ids'],
-                               deterministic=deterministic, rngs=rngs)
-    hidden = self.electra(embedded, batch['input_mask'], deterministic=deterministic, rngs=rngs)
-    hidden = model.dropout(hidden, self.dropout_rate, None if deterministic else rngs.dropout())
-    if self.head == 'span':
+    hidden = self._encode(batch, deterministic, rngs)
+    if self.kind == 'span':
       start, end = jnp.moveaxis(self.qa_outputs(hidden).astype(jnp.float32), -1, 0)
       return {'start_logits': start, 'end_logits': end,
               'answerable_logits': self.answerable(hidden[:, 0])[:, 0].astype(jnp.float32)}
-    if self.head == 'tagging':
+    if self.kind == 'tagging':
       return {'logits': self.classifier(hidden).astype(jnp.float32)}
-    if self.hf_classifier:
+    if self.hf_classifier and not self.modernbert:
       logits = self.classifier(hidden[:, 0], deterministic=deterministic, rngs=rngs)
     else:
       logits = self.classifier(hidden[:, 0])  # [CLS]: no pooler, as the original.
     logits = logits.astype(jnp.float32)
-    return {'logits': logits[:, 0] if self.head == 'regression' else logits}
+    return {'logits': logits[:, 0] if self.kind == 'regression' else logits}

@@ -9,7 +9,7 @@ from typing import Callable
 
 import ml_collections
 
-from electra_jax import checkpoint, model, workdir
+from electra_jax import checkpoint, pretrainer, workdir
 from electra_jax.data import tokenizer as tokenizer_lib, wordpiece
 from electra_jax.errors import UserError
 from electra_jax.hf import convert, folder, load
@@ -65,7 +65,8 @@ def open_workdir(path: str, weights: bool = True) -> Pretrained:
 
 
 def _restore_encoder(directory: str, abstract_params: dict, gdes: bool, step: int) -> dict:
-  """The discriminator's embeddings (with a GDES delta folded in) and encoder of checkpoint `step`."""
+  """The discriminator's embeddings (with a GDES delta folded in) and encoder of checkpoint `step`
+  (`electra`, or ModernBERT's `model` and `head`)."""
   checkpoints = checkpoint.Checkpoints(os.path.join(directory, 'checkpoints'),
                                        every=1, keep=1, read_only=True)
   try:
@@ -73,15 +74,20 @@ def _restore_encoder(directory: str, abstract_params: dict, gdes: bool, step: in
       raise UserError(f'config.init_checkpoint={directory} no longer holds the checkpoint of step '
                       f'{step} that this fine-tuning run started from (pre-training keeps its newest '
                       'config.train.keep_checkpoints); fine-tune into another --workdir')
+    # ELECTRA's encoder, or ModernBERT's and its prediction head where the task has one (as
+    # transformers reads `head` from the discriminator's folder into its task classes).
+    reused = ('model', 'head') if 'model' in abstract_params else ('electra',)
+    reused = [name for name in reused if name in abstract_params]
     part = {'embeddings': abstract_params['embeddings'],
-            'discriminator': {'electra': abstract_params['electra']}}
+            'discriminator': {name: abstract_params[name] for name in reused}}
     if gdes:
-      part['embedding_delta'] = {
-          'embedding': abstract_params['embeddings']['word_embeddings']['embedding']}
-    params = model.fold_embedding_delta(checkpoints.restore_part({'params': part}, step)['params'])
+      embeddings = abstract_params['embeddings']
+      table = next(name for name in pretrainer.TOKEN_TABLES if name in embeddings)
+      part['embedding_delta'] = {'embedding': embeddings[table]['embedding']}
+    params = pretrainer.fold_embedding_delta(checkpoints.restore_part({'params': part}, step)['params'])
   finally:
     checkpoints.close()
-  return {'embeddings': params['embeddings'], 'electra': params['discriminator']['electra']}
+  return {'embeddings': params['embeddings'], **params['discriminator']}
 
 
 def _open_hf(path: str, weights: bool) -> Pretrained:

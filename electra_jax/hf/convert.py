@@ -1,24 +1,28 @@
-"""Our parameters and config <-> Hugging Face ELECTRA's tensors and config.json, as pure functions.
+"""Our parameters and config <-> Hugging Face ELECTRA's and ModernBERT's tensors and config.json, as
+pure functions.
 
-Our parameter paths already follow HF's module names (model.py), so one rule names every tensor: a
-block of ours (e.g. `discriminator.electra`) sits under an HF prefix (`electra`); inside it `query`,
-`key` and `value` gain HF's `self.`; Flax `kernel` is torch's transposed `weight`, `scale` and
-`embedding` are `weight`. A model is a list of such blocks. Import walks our expected parameters, so
-every one is looked up; what is left over in the file is reported rather than silently dropped.
+Our parameter paths already follow HF's module names (model.py, modernbert.py), so one rule names
+every tensor: a block of ours (e.g. `discriminator.electra`) sits under an HF prefix (`electra`);
+inside it ELECTRA's `query`, `key` and `value` gain HF's `self.`; Flax `kernel` is torch's transposed
+`weight` (a fused [in, parts, out] kernel flattened to [parts * out, in], its [parts, out] bias to one
+row), `scale` and `embedding` are `weight`. A model is a list of such blocks. Import walks our expected
+parameters, so every one is looked up; what is left over in the file is reported rather than silently
+dropped.
 """
 
 import re
+from typing import NamedTuple
 
 import ml_collections
 import numpy as np
 
-from electra_jax import model
+from electra_jax import model, modernbert, pretrainer
 from electra_jax.errors import UserError
 
 # (our block, HF prefix) for each exported class.
 DISCRIMINATOR = (('embeddings', 'electra.embeddings'), ('discriminator.electra', 'electra'),
                  ('discriminator.discriminator_predictions', 'discriminator_predictions'))
-# The MLM baseline (model.MaskedLM): the encoder kept where the discriminator's is, with an MLM head.
+# The MLM baseline (pretrainer.MaskedLM): the encoder kept where the discriminator's is, with an MLM head.
 MASKED_LM = (('embeddings', 'electra.embeddings'), ('discriminator.electra', 'electra'),
              ('discriminator.generator_predictions', 'generator_predictions'),
              ('discriminator.generator_lm_head', 'generator_lm_head'))
@@ -30,24 +34,75 @@ _GENERATOR_BODY = (('generator.electra', 'electra'),
 FINETUNED = (('embeddings', 'electra.embeddings'), ('electra', 'electra'),
              ('classifier', 'classifier'))
 ENCODER = FINETUNED[:2]
+# ModernBERT's (ModernBertFor{Sequence,Token}Classification): its prediction head, then `classifier`.
+_MODERNBERT_FINETUNED = (('embeddings', 'model.embeddings'), ('model', 'model'), ('head', 'head'),
+                         ('classifier', 'classifier'))
+
+
+def finetuned_blocks(model_config) -> tuple:
+  if pretrainer.architecture(model_config) == 'modernbert':
+    return _MODERNBERT_FINETUNED
+  return FINETUNED
 # Buffers that older transformers versions saved; they hold no parameters.
 _BUFFERS = re.compile(r'(^|\.)(position_ids|token_type_ids)$')
 
 
+# ModernBERT's (modernbert.py): the RTD discriminator exports as ModernBertForTokenClassification
+# with one label, the generator and the MLM baseline as ModernBertForMaskedLM.
+_MODERNBERT_DISCRIMINATOR = (('embeddings', 'model.embeddings'), ('discriminator.model', 'model'),
+                             ('discriminator.head', 'head'),
+                             ('discriminator.classifier', 'classifier'))
+
+
+def _modernbert_masked_lm(model_config, embeddings: str, ours: str) -> tuple:
+  blocks = ((embeddings, 'model.embeddings'), (f'{ours}.model', 'model'), (f'{ours}.head', 'head'))
+  return blocks + (((f'{ours}.decoder', 'decoder'),) if model_config.decoder_bias else ())
+
+
+def _generator_embeddings(model_config) -> str:
+  return 'generator_embeddings' if model_config.embedding_sharing == 'untied' else 'embeddings'
+
+
 def generator_blocks(model_config) -> tuple:
-  embeddings = 'generator_embeddings' if model_config.embedding_sharing == 'untied' else 'embeddings'
-  return ((embeddings, 'electra.embeddings'),) + _GENERATOR_BODY
+  if pretrainer.architecture(model_config) == 'modernbert':
+    return _modernbert_masked_lm(model_config, _generator_embeddings(model_config), 'generator')
+  return ((_generator_embeddings(model_config), 'electra.embeddings'),) + _GENERATOR_BODY
 
 
-def hf_name(path: str) -> tuple[str, bool]:
-  """Our parameter path inside a block -> (HF tensor name inside its prefix, transposed?)."""
+class Export(NamedTuple):
+  """One Hugging Face model that a pre-training run exports."""
+  folder: str  # Under the export's output.
+  architecture: str  # The transformers class.
+  blocks: tuple  # (our block, HF prefix) pairs.
+  generator: bool  # Of the generator's sizes.
+  extra: dict = {}  # More config.json fields.
+
+
+# ModernBertForTokenClassification's one label: the RTD logit.
+_RTD_LABEL = {'id2label': {0: 'replaced'}, 'label2id': {'replaced': 0}}
+
+
+def pretraining_exports(model_config, kind: str) -> list[Export]:
+  """The models a pre-training run of objective `kind` exports, by architecture."""
+  if pretrainer.architecture(model_config) == 'modernbert':
+    if kind == 'mlm':
+      return [Export('masked_lm', 'ModernBertForMaskedLM',
+                     _modernbert_masked_lm(model_config, 'embeddings', 'discriminator'), False)]
+    return [Export('discriminator', 'ModernBertForTokenClassification', _MODERNBERT_DISCRIMINATOR,
+                   False, _RTD_LABEL),
+            Export('generator', 'ModernBertForMaskedLM', generator_blocks(model_config), True)]
+  if kind == 'mlm':
+    return [Export('masked_lm', 'ElectraForMaskedLM', MASKED_LM, False)]
+  return [Export('discriminator', 'ElectraForPreTraining', DISCRIMINATOR, False),
+          Export('generator', 'ElectraForMaskedLM', generator_blocks(model_config), True)]
+
+
+def hf_name(path: str) -> str:
+  """Our parameter path inside a block -> HF's tensor name inside its prefix (_to_torch lays the
+  value out)."""
   path = re.sub(r'(^|\.)attention\.(query|key|value)\.', r'\1attention.self.\2.', path)
   module, dot, leaf = path.rpartition('.')
-  if leaf == 'kernel':
-    return f'{module}{dot}weight', True
-  if leaf in ('scale', 'embedding'):
-    return f'{module}{dot}weight', False
-  return path, False
+  return f'{module}{dot}weight' if leaf in ('kernel', 'scale', 'embedding') else path
 
 
 def _leaves(tree, prefix: str = ''):
@@ -67,7 +122,33 @@ def _subtree(tree: dict, dotted: str):
 
 def _vocab_rows(path: str) -> bool:
   """Whether the parameter at this full path has a row per token id (padded: model.py)."""
-  return path.endswith(('word_embeddings.embedding', 'generator_lm_head.bias'))
+  return path.endswith(('word_embeddings.embedding', 'generator_lm_head.bias',
+                        'tok_embeddings.embedding', 'decoder.bias'))
+
+
+def _leaf(path: str) -> str:
+  return path.rpartition('.')[2]
+
+
+def _torch_shape(path: str, shape: tuple) -> tuple:
+  """The shape in HF's file of our parameter at `path` of `shape`."""
+  if _leaf(path) == 'kernel':
+    return (int(np.prod(shape[1:])), shape[0])
+  if _leaf(path) == 'bias':
+    return (int(np.prod(shape)),)
+  return tuple(shape)
+
+
+def _to_torch(path: str, value: np.ndarray) -> np.ndarray:
+  if _leaf(path) == 'kernel':
+    return value.reshape(value.shape[0], -1).T
+  return value.reshape(_torch_shape(path, value.shape))
+
+
+def _from_torch(path: str, value: np.ndarray, shape: tuple) -> np.ndarray:
+  if _leaf(path) == 'kernel':
+    return value.T.reshape(shape)
+  return value.reshape(shape)
 
 
 def to_hf(params: dict, blocks, vocab_size: int) -> dict[str, np.ndarray]:
@@ -76,11 +157,11 @@ def to_hf(params: dict, blocks, vocab_size: int) -> dict[str, np.ndarray]:
   tensors = {}
   for ours, prefix in blocks:
     for path, value in _leaves(_subtree(params, ours)):
-      name, transposed = hf_name(path)
+      name = hf_name(path)
       value = np.asarray(value, np.float32)
       if _vocab_rows(f'{ours}.{path}'):
         value = value[:vocab_size]
-      tensors[f'{prefix}.{name}'] = np.ascontiguousarray(value.T if transposed else value)
+      tensors[f'{prefix}.{name}'] = np.ascontiguousarray(_to_torch(path, value))
   return tensors
 
 
@@ -93,13 +174,14 @@ def from_hf(tensors: dict[str, np.ndarray], abstract: dict, blocks, *, vocab_siz
   other tensor that no parameter takes, and any parameter missing or of another shape, is a
   UserError that lists them.
   """
-  if not any(name.startswith('electra.') for name in tensors):
-    tensors = {f'electra.{name}': value for name, value in tensors.items()}  # A bare ElectraModel.
+  top = blocks[0][1].split('.')[0]  # 'electra' or 'model'.
+  if not any(name.startswith(f'{top}.') for name in tensors):
+    tensors = {f'{top}.{name}': value for name, value in tensors.items()}  # A bare base model.
   unused = {name for name in tensors if not _BUFFERS.search(name) and not name.startswith(discard)}
   problems, out = [], {}
   for ours, prefix in blocks:
     for path, wanted in _leaves(_subtree(abstract, ours)):
-      name, transposed = hf_name(path)
+      name = hf_name(path)
       name = f'{prefix}.{name}'
       if name not in tensors:
         problems.append(f'{name} is missing')
@@ -109,11 +191,11 @@ def from_hf(tensors: dict[str, np.ndarray], abstract: dict, blocks, *, vocab_siz
       if _vocab_rows(f'{ours}.{path}') and len(value) == vocab_size:
         value = np.concatenate([value, np.zeros((wanted.shape[0] - vocab_size, *value.shape[1:]),
                                                 np.float32)])
-      expected = tuple(reversed(wanted.shape)) if transposed else tuple(wanted.shape)
+      expected = _torch_shape(path, wanted.shape)
       if value.shape != expected:  # Reported in HF's (torch) layout, as the file holds it.
         problems.append(f'{name} is {tuple(value.shape)}, expected {expected}')
         continue
-      value = value.T if transposed else value
+      value = _from_torch(path, value, wanted.shape)
       node = out
       keys = f'{ours}.{path}'.split('.')
       for key in keys[:-1]:
@@ -134,8 +216,12 @@ def _with_int_keys(tree: dict, like: dict) -> dict:
   return {keys[k]: _with_int_keys(v, like[keys[k]]) for k, v in tree.items()}
 
 
-def hf_config(model_config, architecture: str, *, generator: bool = False, **extra) -> dict:
-  """config.json of an HF ELECTRA model of `architecture` (e.g. 'ElectraForPreTraining')."""
+def hf_config(model_config, architecture: str, *, generator: bool = False, data=None,
+              **extra) -> dict:
+  """config.json of an HF model of `architecture` (e.g. 'ElectraForPreTraining'); ModernBERT's
+  names the special tokens' ids, which it reads from `data` (a config.data section)."""
+  if pretrainer.architecture(model_config) == 'modernbert':
+    return _modernbert_config(model_config, architecture, generator, data, **extra)
   if generator:
     hidden, heads, ffn, layers = model.generator_sizes(model_config)
   else:
@@ -154,6 +240,33 @@ def hf_config(model_config, architecture: str, *, generator: bool = False, **ext
       'layer_norm_eps': model_config.layer_norm_eps, 'pad_token_id': 0,
       'position_embedding_type': 'absolute', 'tie_word_embeddings': True, 'dtype': 'float32',
       **extra}
+
+
+# config.model's fields that ModernBertConfig names alike.
+MODERNBERT_FIELDS = ('local_attention', 'global_attn_every_n_layers', 'norm_eps', 'norm_bias',
+                     'attention_bias', 'mlp_bias', 'decoder_bias', 'classifier_bias',
+                     'embedding_dropout', 'attention_dropout', 'mlp_dropout', 'classifier_dropout')
+
+
+def _modernbert_config(model_config, architecture: str, generator: bool, data, **extra) -> dict:
+  m = model_config
+  layers = (model.generator_sizes(m) if generator else model.discriminator_sizes(m))[3]
+  rope = lambda theta: {'rope_type': 'default', 'rope_theta': theta}
+  return {
+      'architectures': [architecture], 'model_type': 'modernbert',
+      'vocab_size': m.vocab_size, 'hidden_size': m.hidden_size, 'num_hidden_layers': layers,
+      'num_attention_heads': m.num_heads, 'intermediate_size': m.intermediate_size,
+      'hidden_activation': 'gelu', 'classifier_activation': 'gelu', 'classifier_pooling': 'cls',
+      'max_position_embeddings': m.max_position_embeddings,
+      'initializer_range': m.initializer_range, 'initializer_cutoff_factor': 2.0,
+      **{name: m[name] for name in MODERNBERT_FIELDS},
+      'layer_types': ['full_attention' if modernbert.is_global(m, i) else 'sliding_attention'
+                      for i in range(layers)],
+      'rope_parameters': {'full_attention': rope(m.global_rope_theta),
+                          'sliding_attention': rope(m.local_rope_theta)},
+      'pad_token_id': data.pad_id, 'cls_token_id': data.cls_id, 'bos_token_id': data.cls_id,
+      'sep_token_id': data.sep_id, 'eos_token_id': data.sep_id,
+      'tie_word_embeddings': True, 'dtype': 'float32', **extra}
 
 
 # config.model's fields that a folder's config.json sets: ours -> the discriminator's name.
