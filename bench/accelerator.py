@@ -66,6 +66,7 @@ class Bench:
 BENCHES = (Bench('Base s128', 'configs/base.py', 256, 128),
            Bench('Small s128', 'configs/small.py', 128, 128),
            Bench('Base s512', 'configs/base.py', 32, 512),
+           Bench('ModernBERT-base s1024', 'configs/modernbert_base.py', 32, 1024),
            Bench('Large s128', 'configs/large.py', 64, 128))
 
 

@@ -146,7 +146,8 @@ def get_config() -> ml_collections.ConfigDict:
   # and losses stay float32); 'float32' everywhere.
   config.train.dtype = 'bfloat16'
   # jax.nn.dot_product_attention's kernel: 'auto' = cuDNN flash attention on GPU in bfloat16, XLA
-  # elsewhere. Attention dropout (model.attention_dropout_rate > 0) always uses XLA while training.
+  # elsewhere. Attention dropout (model.attention_dropout_rate, ModernBERT's attention_dropout > 0)
+  # always uses XLA while training, and so do ModernBERT's sliding-window layers.
   config.train.attention = 'auto'
   # Rematerialisation of each layer in the backward pass: 'none', 'matmuls' (keep the weight
   # matmuls' outputs, recompute the rest) or 'full' (keep only the layer's input): less memory,

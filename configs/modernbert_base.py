@@ -22,7 +22,8 @@ def get_config():
   config.model.num_layers = 22
   config.model.num_heads = 12
   config.model.intermediate_size = 1152
-  config.model.max_position_embeddings = 8192
+  # The trained length (ModernBERT-base's 8192 came from a later context extension).
+  config.model.max_position_embeddings = 1024
   config.model.generator_num_layers = 11
   config.data.max_seq_length = 1024
   config.train.batch_size = 256

@@ -4,12 +4,12 @@
 
 A pre-training run becomes OUT/discriminator (ElectraForPreTraining) and OUT/generator
 (ElectraForMaskedLM), or OUT/masked_lm (ElectraForMaskedLM) for the MLM baseline; with
-config.model.architecture='modernbert' ModernBertForTokenClassification (one label: the RTD logit)
-and ModernBertForMaskedLM. A fine-tuning run
-becomes OUT itself: ElectraForSequenceClassification
-(classification, regression) or ElectraForTokenClassification (tagging), from its median seed unless
---seed names one. Every folder holds config.json, model.safetensors and the tokenizer files. OUT must not
-exist; it appears only once everything in it is written, and never replaces what appeared meanwhile.
+config.model.architecture='modernbert', ModernBertForTokenClassification (one label: the RTD logit)
+and ModernBertForMaskedLM. A fine-tuning run becomes OUT itself: ElectraForSequenceClassification
+(classification, regression) or ElectraForTokenClassification (tagging), or their ModernBert
+counterparts, from its median seed unless --seed names one. Every folder holds config.json,
+model.safetensors and the tokenizer files. OUT must not exist; it appears only once everything in it
+is written, and never replaces what appeared meanwhile.
 """
 
 import glob
@@ -22,7 +22,7 @@ from absl import flags, logging
 from flax import nnx
 import jax
 
-from electra_jax import checkpoint, cli, files, lease, pretrainer, workdir
+from electra_jax import checkpoint, cli, files, lease, model, pretrainer, workdir
 from electra_jax.data import wordpiece
 from electra_jax.errors import UserError
 from electra_jax.finetune.model import Finetuner
@@ -60,7 +60,7 @@ def _pretrained(run: workdir.Run, output: str) -> list[tuple[str, str]]:
     # A masked LM's decoder weight is tied to the token table, so transformers expects it absent.
     folder.write(os.path.join(output, e.folder),
                  convert.hf_config(cfg, e.architecture, generator=e.generator,
-                                   data=run.config.data, **e.extra),
+                                   data=run.config.data, **(e.extra or {})),
                  convert.to_hf(params if e.generator else folded, e.blocks, cfg.vocab_size),
                  tokenizer)
   return [(e.folder, e.architecture) for e in exports]
@@ -90,7 +90,7 @@ def _finetuned(run: workdir.Run, output: str, seed: int | None) -> list[tuple[st
   params = _restore_params(
       os.path.join(seed_dir, 'checkpoints'),
       lambda: Finetuner(cfg, task.head, task.num_outputs, nnx.Rngs(0), task.classifier_head))
-  family = 'ModernBert' if pretrainer.architecture(cfg) == 'modernbert' else 'Electra'
+  family = 'ModernBert' if model.architecture(cfg) == 'modernbert' else 'Electra'
   if task.head == 'tagging':
     architecture, extra = f'{family}ForTokenClassification', {}
   elif task.head == 'regression':

@@ -14,7 +14,7 @@ be.
 import jax
 import ml_collections
 
-from electra_jax import model, modernbert, pretrainer, rtd
+from electra_jax import model, modernbert, rtd
 
 # Dense (no sparsity) bfloat16 peak per device, by jax device_kind (lower case); the first key
 # found in the device kind wins, so more specific names come first.
@@ -76,7 +76,7 @@ def masked_lm_forward_flops(config: ml_collections.ConfigDict, hidden: int, head
   del heads  # The FLOPs do not depend on how the width is split.
   m = config.model
   length = config.data.max_seq_length
-  if pretrainer.architecture(m) == 'modernbert':
+  if model.architecture(m) == 'modernbert':
     embed, encoder = hidden, modernbert_encoder_forward_flops(m, length, layers)
   else:
     embed, encoder = m.embedding_size, encoder_forward_flops(length, hidden, ffn, layers)

@@ -170,11 +170,12 @@ def attention(query, key, value, input_mask, *, implementation: str, dropout_rat
   (input_mask 0) ignored, and with `window` those more than `window` positions from the query
   (sliding-window attention); the logits and the softmax are float32 whatever the input dtype."""
   if dropout_rng is None or dropout_rate == 0:
-    if implementation == 'cudnn':
+    # jax's cuDNN attention takes a window only with a causal mask; sliding layers use XLA's.
+    if implementation == 'cudnn' and window is None:
       # cuDNN's padding mask is a length per row; every electra_jax batch is padded on the right.
       lengths = input_mask.sum(axis=-1, dtype=jnp.int32)
       return jax.nn.dot_product_attention(query, key, value, key_value_seq_lengths=lengths,
-                                          local_window_size=window, implementation='cudnn')
+                                          implementation='cudnn')
     return jax.nn.dot_product_attention(query, key, value, mask=input_mask[:, None, None, :] > 0,
                                         local_window_size=window, implementation='xla')
   # jax.nn.dot_product_attention has no dropout on the probabilities (the paper's attention
@@ -326,11 +327,20 @@ class DiscriminatorPredictions(nnx.Module):
     return self.dense_prediction(gelu(self.dense(x)))[..., 0]
 
 
+def architecture(cfg) -> str:
+  """config.model's architecture (runs from before the choice existed are ELECTRA)."""
+  return cfg.get('architecture', 'electra')
+
+
+# The token table's name inside an embeddings block: ELECTRA's, ModernBERT's.
+TOKEN_TABLES = ('word_embeddings', 'tok_embeddings')
+
+
 def generator_sizes(cfg) -> tuple[int, int, int, int]:
   """(hidden, heads, ffn, layers) of the generator, derived as in the paper; for ModernBERT the
   discriminator's width with fewer layers (DeBERTa-v3's choice), so that the token table is shared
   without a projection."""
-  if cfg.get('architecture', 'electra') == 'modernbert':
+  if architecture(cfg) == 'modernbert':
     return (cfg.hidden_size, cfg.num_heads, cfg.intermediate_size,
             cfg.generator_num_layers or max(1, cfg.num_layers // 2))
   hidden = cfg.generator_hidden_size or int(round(cfg.hidden_size * cfg.generator_fraction))

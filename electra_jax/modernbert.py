@@ -66,8 +66,6 @@ class Fused(nnx.Module):
 class Embeddings(nnx.Module):
   """Token embeddings -> norm -> dropout; no position or segment tables (segment ids are ignored)."""
 
-  TABLE = 'tok_embeddings'
-
   def __init__(self, cfg, rngs: nnx.Rngs, compute: model.Compute = model.Compute()):
     init = nnx.with_partitioning(_normal(cfg.initializer_range), ('vocab', 'embed'))
     self.tok_embeddings = nnx.Embed(model.padded_vocab_size(cfg), cfg.hidden_size,
@@ -191,7 +189,7 @@ class Model(nnx.Module):
     keys = (None if deterministic else
             list(jax.random.split(rngs.dropout(), len(self.layers))))
 
-    def apply(index: int):
+    def apply(index: int, in_scan: bool = False):
       graphdef = nnx.graphdef(self.layers[index])
       kind = self.kinds[index]
 
@@ -201,8 +199,8 @@ class Model(nnx.Module):
                      deterministic=deterministic,
                      rngs=None if key is None else nnx.Rngs(dropout=key))
       if model.REMAT[self.remat] is not None:
-        layer_fn = jax.checkpoint(layer_fn, policy=model.REMAT[self.remat],
-                                  prevent_cse=not self.scan_layers)
+        # Outside a scan, CSE could merge the recomputation back into the forward pass.
+        layer_fn = jax.checkpoint(layer_fn, policy=model.REMAT[self.remat], prevent_cse=not in_scan)
       return layer_fn
 
     params = [nnx.to_pure_dict(nnx.state(layer)) for layer in self.layers]
@@ -210,7 +208,7 @@ class Model(nnx.Module):
     groups = (len(self.layers) - 1) // self.period if self.scan_layers else 0
     x = apply(0)(x, params[0], key_of(0))
     if groups:
-      fns = [apply(1 + j) for j in range(self.period)]
+      fns = [apply(1 + j, in_scan=True) for j in range(self.period)]
 
       def group(x, xs):
         for j, fn in enumerate(fns):

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from electra_jax import sharding
+from electra_jax import model, sharding
 
 
 def learning_rate_schedule(train: ml_collections.ConfigDict, peak: float | None = None
@@ -100,11 +100,11 @@ def generator_labels(params):
   losses train (shared tables, GDES's positions, segments and LayerNorm) and the GDES delta included."""
   # Not always a dict: optax.tree_map_params (step.build) labels a placeholder with no leaves.
   gdes = isinstance(params, dict) and 'embedding_delta' in params
-  gdes_table = ('embeddings', 'word_embeddings') if gdes else None
 
   def label(path, _):
     keys = tuple(getattr(entry, 'key', None) for entry in path)
-    generator_only = keys[0] in ('generator', 'generator_embeddings') or keys[:2] == gdes_table
+    gdes_table = gdes and keys[0] == 'embeddings' and keys[1] in model.TOKEN_TABLES
+    generator_only = keys[0] in ('generator', 'generator_embeddings') or gdes_table
     return 'generator' if generator_only else 'rest'
 
   return jax.tree_util.tree_map_with_path(label, params)

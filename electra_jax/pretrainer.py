@@ -10,18 +10,11 @@ from electra_jax import model, modernbert
 
 ARCHITECTURES = ('electra', 'modernbert')
 EMBEDDING_SHARING = ('shared', 'untied', 'gdes')
-# The token table's name inside an embeddings block, by architecture.
-TOKEN_TABLES = ('word_embeddings', modernbert.Embeddings.TABLE)
-
-
-def architecture(cfg) -> str:
-  """config.model's architecture (runs from before the choice existed are ELECTRA)."""
-  return cfg.get('architecture', 'electra')
 
 
 def _blocks(cfg):
   """The module that holds the architecture's Embeddings, Generator and Discriminator."""
-  return modernbert if architecture(cfg) == 'modernbert' else model
+  return modernbert if model.architecture(cfg) == 'modernbert' else model
 
 
 class EmbeddingDelta(nnx.Module):
@@ -29,7 +22,7 @@ class EmbeddingDelta(nnx.Module):
   zero at init. Export and fine-tuning fold it in (fold_embedding_delta)."""
 
   def __init__(self, cfg):
-    width = cfg.hidden_size if architecture(cfg) == 'modernbert' else cfg.embedding_size
+    width = cfg.hidden_size if model.architecture(cfg) == 'modernbert' else cfg.embedding_size
     self.embedding = nnx.Param(jnp.zeros((model.padded_vocab_size(cfg), width)),
                                out_sharding=('vocab', 'embed'))
 
@@ -42,7 +35,7 @@ def fold_embedding_delta(params: dict) -> dict:
   params = dict(params)
   delta = params.pop('embedding_delta')['embedding']
   embeddings = params['embeddings']
-  name = next(name for name in TOKEN_TABLES if name in embeddings)
+  name = next(name for name in model.TOKEN_TABLES if name in embeddings)
   params['embeddings'] = {**embeddings,
                           name: {**embeddings[name], 'embedding': embeddings[name]['embedding'] + delta}}
   return params

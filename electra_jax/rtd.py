@@ -436,4 +436,4 @@ def health_warning(metrics: dict[str, float]) -> str | None:
     return None
   return ('RTD health: ' + '; '.join(symptoms) + '. The discriminator has stopped learning: lower '
           'config.train.learning_rate, raise config.train.warmup_steps, or make the generator '
-          'smaller (config.model.generator_fraction)')
+          'smaller (config.model.generator_fraction; ModernBERT: generator_num_layers)')

@@ -39,10 +39,10 @@ def _validate_modernbert(config: ml_collections.ConfigDict) -> None:
 def validate(config: ml_collections.ConfigDict, num_devices: int, process_count: int = 1) -> None:
   m, data, objective, train = config.model, config.data, config.objective, config.train
 
-  _require(pretrainer.architecture(m) in pretrainer.ARCHITECTURES,
-           f'config.model.architecture={pretrainer.architecture(m)!r} is unknown; use one of '
+  _require(model.architecture(m) in pretrainer.ARCHITECTURES,
+           f'config.model.architecture={model.architecture(m)!r} is unknown; use one of '
            f'{", ".join(pretrainer.ARCHITECTURES)}')
-  if pretrainer.architecture(m) == 'modernbert':
+  if model.architecture(m) == 'modernbert':
     _validate_modernbert(config)
   _require(m.embedding_sharing in pretrainer.EMBEDDING_SHARING,
            f'config.model.embedding_sharing={m.embedding_sharing!r} is unknown; use one of '

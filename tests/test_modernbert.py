@@ -75,7 +75,7 @@ def test_exported_pair_logits_match_transformers(tmp_path, name):
   models = {
       name: _load_hf(getattr(transformers, e.architecture), tmp_path / name,
                      convert.hf_config(cfg, e.architecture, generator=e.generator, data=DATA,
-                                       **e.extra),
+                                       **(e.extra or {})),
                      convert.to_hf(params, e.blocks, cfg.vocab_size))
       for name, e in exports.items()}
   assert models['generator'].config.num_hidden_layers == model.generator_sizes(cfg)[3] == 2
@@ -237,3 +237,12 @@ def test_a_run_fine_tunes_and_exports_as_sequence_classification(modernbert_run,
   with open(os.path.join(run, 'predictions.jsonl'), encoding='utf-8') as f:
     ours = [json.loads(line)['prediction'] for line in f]
   assert [hf_model.config.id2label[i] for i in logits.argmax(-1)] == ours
+
+
+def test_sliding_layers_leave_cudnn_for_xla():
+  """jax's cuDNN attention takes a window only with a causal mask: a sliding layer asked for cuDNN
+  computes XLA's (here, on CPU, cuDNN would fail)."""
+  q, k, v = jax.random.normal(jax.random.key(0), (3, 2, LENGTH, 2, 8))
+  mask = jnp.asarray(_inputs(250)[2][:2])
+  xla = model.attention(q, k, v, mask, implementation='xla', window=4)
+  np.testing.assert_array_equal(model.attention(q, k, v, mask, implementation='cudnn', window=4), xla)

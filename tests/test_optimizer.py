@@ -164,6 +164,13 @@ def test_under_gdes_the_shared_token_table_is_the_generators(config):
   assert untied['embeddings.word_embeddings.embedding'] == 'rest'
 
 
+def test_under_gdes_modernberts_token_table_is_the_generators(config):
+  config.model.architecture = 'modernbert'
+  labels = _pretrainer_labels(config, 'gdes')
+  assert labels['embeddings.tok_embeddings.embedding'] == 'generator'
+  assert labels['embeddings.norm.scale'] == 'rest'
+
+
 def test_under_gdes_the_shared_token_table_moves_at_the_generators_rate(config):
   config.train.warmup_steps = 0
   config.train.generator_learning_rate = config.train.learning_rate / 10

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from flax import nnx
 import ml_collections
 
-from electra_jax import model, modernbert, pretrainer
+from electra_jax import model, modernbert
 
 # Head kinds, each with what it reads from the encoder: the [CLS] vector or every position.
 HEADS = ('classification', 'regression', 'span', 'tagging')
@@ -42,7 +42,7 @@ class Finetuner(nnx.Module):
     sentence_level = head in ('classification', 'regression')
     self.hf_classifier = sentence_level and classifier_head == 'hf'
     outputs = 1 if head == 'regression' else num_outputs
-    self.modernbert = pretrainer.architecture(cfg) == 'modernbert'
+    self.modernbert = model.architecture(cfg) == 'modernbert'
     with nnx.use_eager_sharding(False):  # Placed by the jit that creates them (step.py).
       if self.modernbert:
         # ModernBertFor{Sequence,Token}Classification: encoder, prediction head, dropout, classifier.

@@ -9,7 +9,7 @@ from typing import Callable
 
 import ml_collections
 
-from electra_jax import checkpoint, pretrainer, workdir
+from electra_jax import checkpoint, model, pretrainer, workdir
 from electra_jax.data import tokenizer as tokenizer_lib, wordpiece
 from electra_jax.errors import UserError
 from electra_jax.hf import convert, folder, load
@@ -20,7 +20,8 @@ class Pretrained:
   directory: str
   config: ml_collections.ConfigDict  # `model` (sizes) and `data` (tokenizer options) sections.
   tokenizer: tokenizer_lib.Tokenizer
-  # The fine-tuning state's abstract params -> {'embeddings', 'electra'}, placed as they say.
+  # The fine-tuning state's abstract params -> {'embeddings', 'electra'} (ModernBERT: 'model' and
+  # 'head'), placed as they say.
   read_encoder: Callable[[dict], dict]
   # Which weights read_encoder reads, as JSON: the pre-training run's checkpoint step, or the digest
   # of the HF folder's weights (read only when asked: only a seed that starts needs it). Every seed
@@ -82,7 +83,7 @@ def _restore_encoder(directory: str, abstract_params: dict, gdes: bool, step: in
             'discriminator': {name: abstract_params[name] for name in reused}}
     if gdes:
       embeddings = abstract_params['embeddings']
-      table = next(name for name in pretrainer.TOKEN_TABLES if name in embeddings)
+      table = next(name for name in model.TOKEN_TABLES if name in embeddings)
       part['embedding_delta'] = {'embedding': embeddings[table]['embedding']}
     params = pretrainer.fold_embedding_delta(checkpoints.restore_part({'params': part}, step)['params'])
   finally:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import ml_collections
 import numpy as np
 
-from electra_jax import model, modernbert, pretrainer
+from electra_jax import model, modernbert
 from electra_jax.errors import UserError
 
 # (our block, HF prefix) for each exported class.
@@ -34,24 +34,22 @@ _GENERATOR_BODY = (('generator.electra', 'electra'),
 FINETUNED = (('embeddings', 'electra.embeddings'), ('electra', 'electra'),
              ('classifier', 'classifier'))
 ENCODER = FINETUNED[:2]
-# ModernBERT's (ModernBertFor{Sequence,Token}Classification): its prediction head, then `classifier`.
+# ModernBERT's (modernbert.py): the RTD discriminator exports as ModernBertForTokenClassification
+# with one label, the generator and the MLM baseline as ModernBertForMaskedLM, a fine-tuned model as
+# ModernBertFor{Sequence,Token}Classification (its prediction head, then `classifier`).
+_MODERNBERT_DISCRIMINATOR = (('embeddings', 'model.embeddings'), ('discriminator.model', 'model'),
+                             ('discriminator.head', 'head'),
+                             ('discriminator.classifier', 'classifier'))
 _MODERNBERT_FINETUNED = (('embeddings', 'model.embeddings'), ('model', 'model'), ('head', 'head'),
                          ('classifier', 'classifier'))
-
-
-def finetuned_blocks(model_config) -> tuple:
-  if pretrainer.architecture(model_config) == 'modernbert':
-    return _MODERNBERT_FINETUNED
-  return FINETUNED
 # Buffers that older transformers versions saved; they hold no parameters.
 _BUFFERS = re.compile(r'(^|\.)(position_ids|token_type_ids)$')
 
 
-# ModernBERT's (modernbert.py): the RTD discriminator exports as ModernBertForTokenClassification
-# with one label, the generator and the MLM baseline as ModernBertForMaskedLM.
-_MODERNBERT_DISCRIMINATOR = (('embeddings', 'model.embeddings'), ('discriminator.model', 'model'),
-                             ('discriminator.head', 'head'),
-                             ('discriminator.classifier', 'classifier'))
+def finetuned_blocks(model_config) -> tuple:
+  if model.architecture(model_config) == 'modernbert':
+    return _MODERNBERT_FINETUNED
+  return FINETUNED
 
 
 def _modernbert_masked_lm(model_config, embeddings: str, ours: str) -> tuple:
@@ -64,7 +62,7 @@ def _generator_embeddings(model_config) -> str:
 
 
 def generator_blocks(model_config) -> tuple:
-  if pretrainer.architecture(model_config) == 'modernbert':
+  if model.architecture(model_config) == 'modernbert':
     return _modernbert_masked_lm(model_config, _generator_embeddings(model_config), 'generator')
   return ((_generator_embeddings(model_config), 'electra.embeddings'),) + _GENERATOR_BODY
 
@@ -75,7 +73,7 @@ class Export(NamedTuple):
   architecture: str  # The transformers class.
   blocks: tuple  # (our block, HF prefix) pairs.
   generator: bool  # Of the generator's sizes.
-  extra: dict = {}  # More config.json fields.
+  extra: dict | None = None  # More config.json fields.
 
 
 # ModernBertForTokenClassification's one label: the RTD logit.
@@ -84,7 +82,7 @@ _RTD_LABEL = {'id2label': {0: 'replaced'}, 'label2id': {'replaced': 0}}
 
 def pretraining_exports(model_config, kind: str) -> list[Export]:
   """The models a pre-training run of objective `kind` exports, by architecture."""
-  if pretrainer.architecture(model_config) == 'modernbert':
+  if model.architecture(model_config) == 'modernbert':
     if kind == 'mlm':
       return [Export('masked_lm', 'ModernBertForMaskedLM',
                      _modernbert_masked_lm(model_config, 'embeddings', 'discriminator'), False)]
@@ -220,7 +218,7 @@ def hf_config(model_config, architecture: str, *, generator: bool = False, data=
               **extra) -> dict:
   """config.json of an HF model of `architecture` (e.g. 'ElectraForPreTraining'); ModernBERT's
   names the special tokens' ids, which it reads from `data` (a config.data section)."""
-  if pretrainer.architecture(model_config) == 'modernbert':
+  if model.architecture(model_config) == 'modernbert':
     return _modernbert_config(model_config, architecture, generator, data, **extra)
   if generator:
     hidden, heads, ffn, layers = model.generator_sizes(model_config)
@@ -264,6 +262,8 @@ def _modernbert_config(model_config, architecture: str, generator: bool, data, *
                       for i in range(layers)],
       'rope_parameters': {'full_attention': rope(m.global_rope_theta),
                           'sliding_attention': rope(m.local_rope_theta)},
+      # What transformers before v5 reads instead of rope_parameters.
+      'global_rope_theta': m.global_rope_theta, 'local_rope_theta': m.local_rope_theta,
       'pad_token_id': data.pad_id, 'cls_token_id': data.cls_id, 'bos_token_id': data.cls_id,
       'sep_token_id': data.sep_id, 'eos_token_id': data.sep_id,
       'tie_word_embeddings': True, 'dtype': 'float32', **extra}
