@@ -105,6 +105,39 @@ def keyword_task(directory, train_rows=384, eval_rows=128):
           _write_csv(os.path.join(directory, 'dev.csv'), rows(eval_rows)))
 
 
+def check_finetuned_export(directory, architecture: str, **start) -> None:
+  """Fine-tunes on keyword_task from `start` (init_checkpoint= or init_from_hf=), exports the run,
+  and checks that transformers loads it as `architecture` and predicts what the run predicted."""
+  import torch  # pylint: disable=g-import-not-at-top
+  import transformers  # pylint: disable=g-import-not-at-top
+  from configs.finetune import classification  # pylint: disable=g-import-not-at-top
+  from electra_jax import export  # pylint: disable=g-import-not-at-top
+  from electra_jax.finetune import train as finetune_train  # pylint: disable=g-import-not-at-top
+  config = classification.get_config()
+  config.update(start)
+  config.train_file, config.eval_file = keyword_task(directory, train_rows=96, eval_rows=48)
+  config.max_seq_length = 32
+  config.train.epochs, config.train.learning_rate = 2, 1e-3
+  config.train.eval_batch_size = 48
+  run, out = os.path.join(directory, 'run'), os.path.join(directory, 'hf')
+  finetune_train.finetune(config, run)
+  assert export.export(run, out) == [('', f'{architecture} from seed_0')]
+
+  hf_model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
+      out, output_loading_info=True)
+  assert not any(info.values()), info
+  assert type(hf_model).__name__ == architecture
+  assert hf_model.config.id2label == {0: 'no', 1: 'yes'}
+  tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+  with open(config.eval_file, encoding='utf-8') as f:
+    texts = [line.rsplit(',', 1)[0] for line in f.read().splitlines()[1:]]
+  with torch.no_grad():
+    logits = hf_model.eval()(**tokenizer(texts, padding=True, return_tensors='pt')).logits.numpy()
+  with open(os.path.join(run, 'predictions.jsonl'), encoding='utf-8') as f:
+    ours = [json.loads(line)['prediction'] for line in f]
+  assert [hf_model.config.id2label[i] for i in logits.argmax(-1)] == ours
+
+
 @pytest.fixture
 def text_config(config, tmp_path):
   """The small config reading a generated text corpus, with everything cached under tmp_path."""

@@ -18,7 +18,7 @@ from configs.finetune import classification
 from electra_jax import export, pretrainer, train, workdir
 from electra_jax.errors import UserError
 from electra_jax.finetune import train as finetune_train
-from tests.conftest import keyword_task, small_config, write_corpus
+from tests.conftest import check_finetuned_export, keyword_task, small_config, write_corpus
 
 TEXTS = ['the model reads text', 'the generator learns on every device']  # Pair fits 32.
 
@@ -162,27 +162,8 @@ def test_continuing_from_an_export_without_change_exports_the_same_bits(exported
 
 
 def test_finetuning_from_an_export_exports_a_sequence_classifier(exported, tmp_path):
-  config = classification.get_config()
-  config.init_from_hf = os.path.join(exported, 'discriminator')
-  config.train_file, config.eval_file = keyword_task(str(tmp_path), train_rows=96, eval_rows=48)
-  config.max_seq_length = 32
-  config.train.epochs, config.train.learning_rate = 2, 1e-3
-  config.train.eval_batch_size = 48
-  run = str(tmp_path / 'run')
-  finetune_train.finetune(config, run)
-  out = str(tmp_path / 'hf')
-  assert export.export(run, out) == [('', 'ElectraForSequenceClassification from seed_0')]
-
-  hf_model = _hf(transformers.ElectraForSequenceClassification, out)
-  assert hf_model.config.id2label == {0: 'no', 1: 'yes'}
-  tokenizer = transformers.AutoTokenizer.from_pretrained(out)
-  with open(config.eval_file, encoding='utf-8') as f:
-    texts = [line.rsplit(',', 1)[0] for line in f.read().splitlines()[1:]]
-  with torch.no_grad():
-    logits = hf_model(**tokenizer(texts, padding=True, return_tensors='pt')).logits.numpy()
-  with open(os.path.join(run, 'predictions.jsonl'), encoding='utf-8') as f:
-    ours = [json.loads(line)['prediction'] for line in f]
-  assert [hf_model.config.id2label[i] for i in logits.argmax(-1)] == ours
+  check_finetuned_export(str(tmp_path), 'ElectraForSequenceClassification',
+                         init_from_hf=os.path.join(exported, 'discriminator'))
 
 
 def test_an_original_head_does_not_export(exported, tmp_path):

@@ -2,7 +2,6 @@
 through our export, and a run that trains, exports and fine-tunes (tests/test_model.py checks scan
 and remat on it, tests/test_step.py its sharded step, tests/test_flops.py its FLOPs)."""
 
-import json
 import os
 
 import numpy as np
@@ -13,11 +12,9 @@ from flax import nnx
 import jax
 import jax.numpy as jnp
 
-from configs.finetune import classification
 from electra_jax import export, model, modernbert, pretrainer, train, workdir
-from electra_jax.finetune import train as finetune_train
 from electra_jax.hf import convert, folder
-from tests.conftest import keyword_task, pretraining_config, small_config, write_corpus
+from tests.conftest import check_finetuned_export, pretraining_config, small_config, write_corpus
 
 TOLERANCE = 1e-4  # Max abs difference of float32 logits.
 DATA = small_config().data  # The special tokens' ids.
@@ -214,29 +211,8 @@ def test_a_run_exports_to_the_auto_classes_with_our_outputs(modernbert_run):
 
 
 def test_a_run_fine_tunes_and_exports_as_sequence_classification(modernbert_run, tmp_path):
-  config = classification.get_config()
-  config.init_checkpoint = modernbert_run[0]
-  config.train_file, config.eval_file = keyword_task(str(tmp_path), train_rows=96, eval_rows=48)
-  config.max_seq_length = 32
-  config.train.epochs, config.train.learning_rate = 2, 1e-3
-  config.train.eval_batch_size = 48
-  run = str(tmp_path / 'run')
-  finetune_train.finetune(config, run)
-  out = str(tmp_path / 'hf')
-  assert export.export(run, out) == [('', 'ModernBertForSequenceClassification from seed_0')]
-
-  hf_model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
-      out, output_loading_info=True)
-  assert not any(info.values()), info
-  assert hf_model.config.id2label == {0: 'no', 1: 'yes'}
-  tokenizer = transformers.AutoTokenizer.from_pretrained(out)
-  with open(config.eval_file, encoding='utf-8') as f:
-    texts = [line.rsplit(',', 1)[0] for line in f.read().splitlines()[1:]]
-  with torch.no_grad():
-    logits = hf_model.eval()(**tokenizer(texts, padding=True, return_tensors='pt')).logits.numpy()
-  with open(os.path.join(run, 'predictions.jsonl'), encoding='utf-8') as f:
-    ours = [json.loads(line)['prediction'] for line in f]
-  assert [hf_model.config.id2label[i] for i in logits.argmax(-1)] == ours
+  check_finetuned_export(str(tmp_path), 'ModernBertForSequenceClassification',
+                         init_checkpoint=modernbert_run[0])
 
 
 def test_sliding_layers_leave_cudnn_for_xla():
