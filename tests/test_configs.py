@@ -59,3 +59,15 @@ def test_modernbert_base_builds_transformers_modernbert_base():
         transformers.ModernBertConfig(num_labels=1))
   assert ours == pytest.approx(sum(p.numel() for p in theirs.parameters()) / 1e6, abs=1e-6)
   assert model.generator_sizes(c.model)[3] == 11
+
+
+@pytest.mark.parametrize('preset', [tiny, small, base, large])
+def test_every_preset_builds_with_modernbert(preset):
+  c = preset.get_config()
+  c.model.architecture = 'modernbert'
+  validation.validate(c, num_devices=1)
+  abstract = nnx.eval_shape(lambda: pretrainer.ElectraPretrainer(c.model, nnx.Rngs(params=0)))
+  params = nnx.to_pure_dict(nnx.state(abstract, nnx.Param))
+  assert len(params['generator']['model']['layers']) == max(1, c.model.num_layers // 2)
+  assert params['discriminator']['model']['layers'][1]['mlp']['Wi']['kernel'].shape == (
+      c.model.hidden_size, 2, c.model.intermediate_size)
