@@ -23,7 +23,7 @@ from flax import nnx
 import jax
 
 from electra_jax import checkpoint, cli, files, lease, model, pretrainer, workdir
-from electra_jax.data import wordpiece
+from electra_jax.data import tokenizer_json, wordpiece
 from electra_jax.errors import UserError
 from electra_jax.finetune.model import Finetuner
 from electra_jax.hf import convert, folder, tokenizer_files
@@ -44,6 +44,8 @@ def _tokenizer_files(tokenizer, model_max_length: int) -> dict[str, bytes]:
   if isinstance(tokenizer, wordpiece.WordPiece):
     return tokenizer_files.wordpiece_files(tokenizer.vocab_text, tokenizer.lowercase,
                                            tokenizer.strip_accents, model_max_length)
+  if isinstance(tokenizer, tokenizer_json.TokenizerJson):
+    return tokenizer_files.json_files(tokenizer.json_text, model_max_length)
   return tokenizer_files.sentencepiece_files(tokenizer.model_proto, model_max_length)
 
 

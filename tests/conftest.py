@@ -79,6 +79,24 @@ def write_corpus(directory, files: int = 3, documents: int = 40, seed: int = 0) 
   return os.path.join(directory, '*.txt')
 
 
+def write_bpe_tokenizer_json(path, corpus_glob: str, vocab_size: int = 600) -> str:
+  """A byte-level BPE tokenizer.json trained on the corpus, its special tokens added after the
+  vocabulary as in ModernBERT's ([PAD] is not id 0); returns its path."""
+  import glob  # pylint: disable=g-import-not-at-top
+  import tokenizers  # pylint: disable=g-import-not-at-top
+  pipeline = tokenizers.Tokenizer(tokenizers.models.BPE())
+  pipeline.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+  pipeline.decoder = tokenizers.decoders.ByteLevel()
+  pipeline.train(sorted(glob.glob(corpus_glob)), tokenizers.trainers.BpeTrainer(
+      vocab_size=vocab_size, initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet()))
+  pipeline.add_special_tokens(['[UNK]', '[CLS]', '[SEP]', '[PAD]', '[MASK]'])
+  pipeline.post_processor = tokenizers.processors.TemplateProcessing(
+      single='[CLS] $A [SEP]', pair='[CLS] $A [SEP] $B:1 [SEP]:1',
+      special_tokens=[(t, pipeline.token_to_id(t)) for t in ('[CLS]', '[SEP]')])
+  pipeline.save(str(path))
+  return str(path)
+
+
 def _write_csv(path, rows):
   with open(path, 'w', encoding='utf-8', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=['text', 'label'])

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 
 from electra_jax import export, model, modernbert, pretrainer, train, workdir
 from electra_jax.hf import convert, folder
-from tests.conftest import check_finetuned_export, pretraining_config, small_config, write_corpus
+from tests.conftest import (check_finetuned_export, pretraining_config, small_config,
+                            write_bpe_tokenizer_json, write_corpus)
 
 TOLERANCE = 1e-4  # Max abs difference of float32 logits.
 DATA = small_config().data  # The special tokens' ids.
@@ -161,11 +162,13 @@ def test_a_gdes_delta_folds_into_the_token_table():
 
 @pytest.fixture(scope='module')
 def modernbert_run(tmp_path_factory):
-  """A short ModernBERT RTD run on a text corpus, and its export."""
+  """A short ModernBERT RTD run on a text corpus with a byte-level BPE tokenizer.json (as released
+  ModernBERTs have; its [PAD] is not id 0), and its export."""
   root = tmp_path_factory.mktemp('modernbert')
-  write_corpus(str(root / 'corpus'), documents=80)
   config = pretraining_config(str(root))
-  config.model.update(architecture='modernbert', num_layers=3, local_attention=8)
+  config.data.tokenizer = write_bpe_tokenizer_json(
+      root / 'tokenizer.json', write_corpus(str(root / 'corpus'), documents=80))
+  config.model.update(architecture='modernbert', num_layers=3, local_attention=8, vocab_size=640)
   train.train_and_evaluate(config, str(root / 'run'))
   written = export.export(str(root / 'run'), str(root / 'hf'))
   return str(root / 'run'), str(root / 'hf'), written
@@ -177,10 +180,14 @@ def test_a_run_exports_to_the_auto_classes_with_our_outputs(modernbert_run):
                      ('generator', 'ModernBertForMaskedLM')]
   run = workdir.open_run(run_dir, '--workdir')
   tokenizer = transformers.AutoTokenizer.from_pretrained(os.path.join(output, 'discriminator'))
-  batch = tokenizer(['the model reads text', 'the generator learns on every device of the mesh'],
-                    padding=True, return_tensors='pt')
+  texts = ['the model reads text', 'the generator learns on every device of the mesh']
+  batch = tokenizer(texts, padding=True, return_tensors='pt')
   ids, mask = batch['input_ids'].numpy(), batch['attention_mask'].numpy()
-  assert ids[0, 0] == run.tokenizer.special_ids['cls_id']
+  special = run.tokenizer.special_ids
+  assert [list(row[m > 0][1:-1]) for row, m in zip(ids, mask)] == run.tokenizer.encode(texts)
+  assert ids[0, 0] == special['cls_id'] and ids[1, -1] == special['sep_id']
+  assert special['pad_id'] != 0 and ids[0, -1] == special['pad_id']
+  ids = np.where(mask > 0, ids, 0)  # Our batches are padded with 0 whatever [PAD] is.
   loaded = {}
   for name, cls in (('discriminator', transformers.AutoModelForTokenClassification),
                     ('generator', transformers.AutoModelForMaskedLM)):

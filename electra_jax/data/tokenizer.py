@@ -1,5 +1,6 @@
-"""Tokenizers with ELECTRA's special pieces: a SentencePiece model trained here (or brought), or a
-BERT/ELECTRA WordPiece vocab.txt (data/wordpiece.py). Both give ids, character offsets, special ids and a
+"""Tokenizers with ELECTRA's special pieces: a SentencePiece model trained here (or brought), a
+BERT/ELECTRA WordPiece vocab.txt (data/wordpiece.py) or a Hugging Face tokenizer.json such as
+ModernBERT's (data/tokenizer_json.py). Each gives ids, character offsets, special ids and a
 fingerprint; `load` picks by file name.
 
   python -m electra_jax.data.tokenizer --input='corpus/*.txt' --vocab_size=30522 --output=my_vocab
@@ -21,7 +22,7 @@ import numpy as np
 import sentencepiece as spm
 
 from electra_jax import files
-from electra_jax.data import corpus, wordpiece
+from electra_jax.data import corpus, tokenizer_json, wordpiece
 from electra_jax.errors import UserError
 
 SPECIAL_PIECES = wordpiece.SPECIAL_PIECES
@@ -80,7 +81,7 @@ class SentencePiece:
     return from_proto, (self.model_proto,)
 
 
-Tokenizer = SentencePiece | wordpiece.WordPiece
+Tokenizer = SentencePiece | wordpiece.WordPiece | tokenizer_json.TokenizerJson
 
 
 def _byte_to_char_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -111,9 +112,12 @@ def from_proto(model_proto: bytes, name: str = 'the tokenizer') -> SentencePiece
 
 def load(path: str, lowercase: bool = True, strip_accents: bool | None = None) -> Tokenizer:
   """A WordPiece vocabulary (a .txt file; the options apply to it only, their defaults are BERT
-  uncased's) or a sentencepiece model (any other file)."""
+  uncased's), a Hugging Face tokenizer.json (a .json file) or a sentencepiece model (any other
+  file)."""
   if path.endswith('.txt'):
     return wordpiece.load(path, lowercase, strip_accents)
+  if path.endswith('.json'):
+    return tokenizer_json.load(path)
   if not os.path.isfile(path):
     raise UserError(f'tokenizer {path} does not exist')
   with open(path, 'rb') as f:
@@ -122,8 +126,9 @@ def load(path: str, lowercase: bool = True, strip_accents: bool | None = None) -
 
 def load_from_dir(directory: str, lowercase: bool = True,
                   strip_accents: bool | None = None) -> Tokenizer | None:
-  """The tokenizer a workdir or an export holds, or None if it holds neither kind."""
-  for name in (FILE_NAME, wordpiece.FILE_NAME):
+  """The tokenizer a workdir or an export holds, or None if it holds none. Our exports of a
+  sentencepiece model hold a tokenizer.json beside it: the model comes first."""
+  for name in (FILE_NAME, wordpiece.FILE_NAME, tokenizer_json.FILE_NAME):
     if os.path.isfile(os.path.join(directory, name)):
       return load(os.path.join(directory, name), lowercase, strip_accents)
   return None

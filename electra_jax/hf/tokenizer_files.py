@@ -24,7 +24,7 @@ import tokenizers
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 from electra_jax.data import tokenizer as tokenizer_lib
-from electra_jax.data import wordpiece
+from electra_jax.data import tokenizer_json, wordpiece
 from electra_jax.errors import UserError
 
 _SPACE = '\u2581'  # Sentencepiece's visible space: '▁'.
@@ -116,6 +116,18 @@ def wordpiece_files(vocab_text: str, lowercase: bool, strip_accents: bool | None
             'model_max_length': model_max_length, **_special_tokens()}
   return {wordpiece.FILE_NAME: vocab.file_bytes, 'tokenizer_config.json': _json(config),
           'special_tokens_map.json': _json(_special_tokens())}
+
+
+def json_files(json_text: str, model_max_length: int) -> dict[str, bytes]:
+  """A tokenizer.json, unchanged, with tokenizer_config.json (PreTrainedTokenizerFast, its special
+  tokens as the pipeline spells them, model_max_length) and special_tokens_map.json."""
+  tokenizer = tokenizer_json.TokenizerJson(json_text)
+  special = {key.replace('_id', '_token'): tokenizer.token(i)
+             for key, i in tokenizer.special_ids.items()}
+  config = {'tokenizer_class': 'PreTrainedTokenizerFast', 'model_max_length': model_max_length,
+            'clean_up_tokenization_spaces': False, **special}
+  return {tokenizer_json.FILE_NAME: tokenizer.file_bytes, 'tokenizer_config.json': _json(config),
+          'special_tokens_map.json': _json(special)}
 
 
 def _special_tokens() -> dict[str, str]:
