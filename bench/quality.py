@@ -16,7 +16,8 @@ from the repository root (bench/ is a package, as configs/ is). Finished runs an
    command over --seeds.
 2. **The compute curve on real text**: RTD pre-training of --config on the builtin corpus for each
    of --budgets times its steps (seeds 0, 1, 2 up to 4x, seed 0 beyond), and at 4x once more with an
-   8k-piece vocabulary; each fine-tuned on the docstring tasks against random weights.
+   8k-piece vocabulary; each fine-tuned on the docstring tasks against random weights (the
+   ablation against random weights with its own tokenizer).
 
 --toy runs the transfer at the size of its CI test (tests/test_quality.py: 3,000 steps of a
 2 x 64 model, about 3 minutes) and the curve at toy sizes (code paths only).
@@ -221,12 +222,23 @@ def curve(config: ml_collections.ConfigDict, output: str, budgets: list[float], 
     for name, (workdir, _, _) in pretrained.items():
       cells[name] = _finetune(train_file, dev_file, os.path.join(workdir, 'ft', task), seeds,
                               length, epochs, init_checkpoint=workdir)
+    # Random weights read text through a run's tokenizer: the quick start's, and the ablation's.
     first = next(iter(pretrained.values()))[0]
     cells['random weights'] = _finetune(train_file, dev_file,
                                         os.path.join(output, 'curve', 'scratch', task), seeds,
                                         length, epochs, init_checkpoint=first, from_scratch=True)
+    for name, (workdir, _, _) in pretrained.items():
+      if 'vocab' in name:
+        cells[_random_for(name)] = _finetune(
+            train_file, dev_file, os.path.join(workdir, 'scratch', task), seeds, length, epochs,
+            init_checkpoint=workdir, from_scratch=True)
     downstream[task] = cells
   return downstream, {name: (f, record) for name, (_, f, record) in pretrained.items()}
+
+
+def _random_for(name: str) -> str:
+  """The random-weights row that run `name` is measured against: the one with its tokenizer."""
+  return f'random weights, {name.split(" ", 1)[1]}' if 'vocab' in name else 'random weights'
 
 
 def _cell(values: list[float]) -> str:
@@ -265,7 +277,8 @@ def _curve_section(config, downstream: dict, pretrained: dict, seeds: str) -> li
       '## The compute curve on real text', '',
       f'RTD pre-training of the quick start ({config.train.steps} steps = 1x) on the builtin '
       f'corpus; each run fine-tuned with the README\'s command, seeds {seeds}, median (lowest-'
-      'highest) dev accuracy.', '',
+      'highest) dev accuracy; "- random" against random weights read through the same tokenizer.',
+      '',
       '| run | model FLOPs | eval gen_loss | eval disc_auc | ' + ' | '.join(
           f'{task} | - random' for task in downstream) + ' |',
       '|---|---|---|---|' + '---|---|' * len(downstream)]
@@ -276,8 +289,8 @@ def _curve_section(config, downstream: dict, pretrained: dict, seeds: str) -> li
              f'{record["disc_auc"]:.3f}' if record else '']
     for cells_of_task in downstream.values():
       values = cells_of_task[name]
-      cells += [_cell(values), _gain(values, cells_of_task['random weights'])
-                if name != 'random weights' else '']
+      cells += [_cell(values), _gain(values, cells_of_task[_random_for(name)])
+                if not name.startswith('random weights') else '']
     lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
   return lines
 
