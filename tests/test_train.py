@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from electra_jax import checkpoint, data, export, flops, lease, model, pretrainer, rtd, train
+from electra_jax import checkpoint, data, export, flops, lease, pretrainer, rtd, train
 from electra_jax.errors import UserError
 from tests.conftest import pretraining_config, saved_state
 
@@ -201,7 +201,7 @@ def test_a_discriminator_that_stops_learning_is_warned_about_and_a_learning_one_
   # The defect this check was written for, put back: a discriminator whose output starts at
   # p = 0.5 collapses at this rate to one vector for every token.
   pretraining_model = pretrainer.pretraining_model
-  monkeypatch.setattr(model, 'pretraining_model', lambda *args, **kwargs: pretraining_model(
+  monkeypatch.setattr(pretrainer, 'pretraining_model', lambda *args, **kwargs: pretraining_model(
       *args, **{**kwargs, 'replaced_fraction': 0.5}))
   broken = _last_eval(config, str(tmp_path / 'broken'))
   assert broken['warning'].startswith('RTD health: '), broken
