@@ -9,7 +9,7 @@ the same warmup, the same number of timed steps, batches made outside the timing
 finished before the clock stops. It prints our report, theirs, the ratio ours/theirs of tokens/s
 and, last, one JSON object.
 
-The same on both sides: the model sizes (config.model, through hf/convert.py's config.json), the
+The same on both sides: the model sizes (config.model, through hf/config_json.py), the
 synthetic batch stream (same seed), the masking (round(real tokens * mask_prob) distinct non-special
 positions, at most rtd.max_predictions slots per sequence, mask_token_fraction of them shown as
 [MASK]), the generator head applied only at the chosen positions, one sample per slot from its
@@ -39,7 +39,7 @@ import transformers
 from electra_jax import bench, cli, rtd
 from electra_jax.data.synthetic import SyntheticSource
 from electra_jax.errors import UserError
-from electra_jax.hf import convert
+from electra_jax.hf import config_json
 
 FLAGS = flags.FLAGS  # --config, --batch_size, --seq_len, --dtype, --steps, --warmup: bench.py's.
 
@@ -48,7 +48,7 @@ def build_models(config: ml_collections.ConfigDict, device) -> torch.nn.ModuleDi
   """HF's generator and discriminator of config.model's sizes, in train mode (dropout on). In one
   ModuleDict so that the shared embedding tensors are one parameter each."""
   def electra_config(architecture, generator=False):
-    return transformers.ElectraConfig(**convert.hf_config(config.model, architecture,
+    return transformers.ElectraConfig(**config_json.hf_config(config.model, architecture,
                                                           generator=generator))
 
   generator = transformers.ElectraForMaskedLM(electra_config('ElectraForMaskedLM', generator=True))

@@ -13,11 +13,13 @@ from the repository root (bench/ is a package, as configs/ is). Finished runs an
    (electra_jax/flops.py; BERT's 80/10/10 masking), random weights, the Hugging Face round trip of
    the longest RTD run (export, then `init_from_hf`) and a negative control (that run with its
    tokenizer's pieces shuffled, which must fall to chance), each fine-tuned with the README's
-   command over --seeds.
+   command over --seeds; and RTD on ModernBERT (--config with model.architecture=modernbert) at the
+   model FLOPs of the longest RTD run.
 2. **The compute curve on real text**: RTD pre-training of --config on the builtin corpus for each
    of --budgets times its steps (seeds 0, 1, 2 up to 4x, seed 0 beyond), and at 4x once more with an
-   8k-piece vocabulary; each fine-tuned on the docstring tasks against random weights (the
-   ablation against random weights with its own tokenizer).
+   8k-piece vocabulary, and RTD on ModernBERT at --modernbert_budgets (seed 0, at the model FLOPs of
+   --config's run at that budget); each fine-tuned on the docstring tasks against random weights
+   (the vocabulary ablation against random weights with its own tokenizer).
 
 --toy runs the transfer at the size of its CI test (tests/test_quality.py: 3,000 steps of a
 2 x 64 model, about 3 minutes) and the curve at toy sizes (code paths only).
@@ -60,11 +62,16 @@ _BUDGETS = flags.DEFINE_list('budgets', ['1'], 'Compute-curve budgets, in multip
                              'steps; none = no curve.')
 _MLM = flags.DEFINE_bool('mlm', True, 'The transfer benchmark\'s MLM baseline (its CI test leaves '
                          'it out).')
+_MODERNBERT_TRANSFER = flags.DEFINE_bool('modernbert_transfer', True, 'The transfer benchmark\'s '
+                                         'ModernBERT arm (its CI test leaves it out).')
+_MODERNBERT_BUDGETS = flags.DEFINE_list('modernbert_budgets', ['1', '4'], 'Compute-curve budgets '
+                                        'of the ModernBERT arm; none = no arm.')
 _TOY = flags.DEFINE_bool('toy', False, 'The CI test\'s sizes.')
 
 TASKS = {'docstring_kind': docstring_kind.rows, 'docstring_next': docstring_next.rows}
 SEEDS_UP_TO_4X = (0, 1, 2)
 LARGE_VOCAB = 8192  # The vocabulary ablation's, at 4x.
+MODERNBERT = 'modernbert'  # The ModernBERT arm's run names end so.
 # What "transfers" means here: dev accuracy on unseen words this far above random weights'.
 TRANSFER_MARGIN = 0.20
 
@@ -98,13 +105,27 @@ def with_steps(config: ml_collections.ConfigDict, steps: int) -> ml_collections.
   return config
 
 
+def _at_flops_of(reference: ml_collections.ConfigDict,
+                 config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`config` for the model FLOPs of the `reference` run (and as many evaluations)."""
+  budget = reference.train.steps * flops.step_flops(reference)
+  return with_steps(config, max(1, round(budget / flops.step_flops(config))))
+
+
 def mlm_config(rtd: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The MLM baseline of `rtd`'s discriminator, for the same model FLOPs (and as many evaluations)."""
+  """The MLM baseline of `rtd`'s discriminator, for the same model FLOPs."""
   config = ml_collections.ConfigDict(rtd.to_dict())
   config.objective.kind = 'mlm'
   config.objective.mask_token_fraction, config.objective.random_token_fraction = 0.8, 0.1
-  budget = rtd.train.steps * flops.step_flops(rtd)
-  return with_steps(config, max(1, round(budget / flops.step_flops(config))))
+  return _at_flops_of(rtd, config)
+
+
+def modernbert_config(electra: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """RTD with `electra`'s settings on ModernBERT (its width, depth, heads and FFN width; a generator
+  of half the depth at full width), for the same model FLOPs."""
+  config = ml_collections.ConfigDict(electra.to_dict())
+  config.model.architecture = 'modernbert'
+  return _at_flops_of(electra, config)
 
 
 def _pretrain(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -159,7 +180,7 @@ def transfers(accuracies: list[float], random_weights: list[float]) -> bool:
 
 
 def transfer(config: ml_collections.ConfigDict, output: str, steps: list[int], seeds: str,
-             toy: bool, mlm: bool = True) -> tuple[dict, dict]:
+             toy: bool, mlm: bool = True, modernbert: bool = True) -> tuple[dict, dict]:
   """Pre-trains and fine-tunes every arm of the transfer benchmark; returns {arm: {steps:
   accuracies}} (steps 0 for arms with one run) and each pre-training run's last eval record."""
   paths = word_classes.write(os.path.join(output, 'word_classes'),
@@ -188,13 +209,19 @@ def transfer(config: ml_collections.ConfigDict, output: str, steps: list[int], s
   arms['HF round trip'] = {max(steps): tune('hf', init_from_hf=os.path.join(hf, 'discriminator'))}
   arms['shuffled tokenizer'] = {max(steps): tune(
       'shuffled', init_checkpoint=shuffled_tokenizer_copy(longest, longest + '_shuffled'))}
+  if modernbert:
+    workdir = os.path.join(output, f'modernbert_{max(steps)}')
+    records[f'modernbert_{max(steps)}'] = _pretrain(
+        modernbert_config(with_steps(on_corpus, max(steps))), workdir)
+    arms['modernbert'] = {max(steps): tune(f'modernbert_{max(steps)}', init_checkpoint=workdir)}
   return arms, records
 
 
 def curve(config: ml_collections.ConfigDict, output: str, budgets: list[float], seeds: str,
-          toy: bool) -> tuple[dict, dict]:
-  """Pre-trains on the builtin corpus at each budget and fine-tunes on the docstring tasks; returns
-  {task: {run: accuracies}} (run 'random weights' included) and {run: (FLOPs, last eval record)}."""
+          toy: bool, modernbert_budgets: list[float] = ()) -> tuple[dict, dict]:
+  """Pre-trains on the builtin corpus at each budget (and ModernBERT at its own) and fine-tunes on
+  the docstring tasks; returns {task: {run: accuracies}} (run 'random weights' included) and
+  {run: (FLOPs, last eval record)}."""
   runs = {}
   for budget in budgets:
     for seed in SEEDS_UP_TO_4X if budget <= 4 else SEEDS_UP_TO_4X[:1]:
@@ -205,6 +232,9 @@ def curve(config: ml_collections.ConfigDict, output: str, budgets: list[float], 
       run_config = with_steps(config, 4 * config.train.steps)
       run_config.model.vocab_size = LARGE_VOCAB
       runs[f'4x {LARGE_VOCAB // 1024}k vocab'] = run_config
+  for budget in modernbert_budgets:
+    runs[f'{budget:g}x {MODERNBERT}'] = modernbert_config(
+        with_steps(config, max(1, round(budget * config.train.steps))))
   pretrained = {}
   for name, run_config in runs.items():
     workdir = os.path.join(output, 'curve', name.replace(' ', '_'))
@@ -259,8 +289,10 @@ def _transfer_section(config, arms: dict, records: dict, seeds: str) -> list[str
       'words, dev accuracy on 1,000 sentences in only the other half. Pre-training: '
       f'{config.model.num_layers} x {config.model.hidden_size}, batch '
       f'{config.train.batch_size} x {config.data.max_seq_length}, on the unlabelled corpus; MLM at '
-      f'the same model FLOPs. Fine-tuning: the README\'s command, seeds {seeds}; median (lowest-'
-      f'highest). "Transfers" = at least {TRANSFER_MARGIN:.2f} above random weights.', '',
+      f'the same model FLOPs, and so RTD on ModernBERT ("modernbert"); their steps column names the '
+      'RTD run whose FLOPs they match. Fine-tuning: '
+      f'the README\'s command, seeds {seeds}; median (lowest-highest). "Transfers" = at least '
+      f'{TRANSFER_MARGIN:.2f} above random weights.', '',
       '| arm | pre-training steps | dev accuracy, unseen words | - random weights | transfers |',
       '|---|---|---|---|---|']
   for arm, by_steps in arms.items():
@@ -277,7 +309,8 @@ def _curve_section(config, downstream: dict, pretrained: dict, seeds: str) -> li
       '## The compute curve on real text', '',
       f'RTD pre-training of the quick start ({config.train.steps} steps = 1x) on the builtin '
       f'corpus; each run fine-tuned with the README\'s command, seeds {seeds}, median (lowest-'
-      'highest) dev accuracy; "- random" against random weights read through the same tokenizer.',
+      'highest) dev accuracy; "- random" against random weights read through the same tokenizer. '
+      f'"{MODERNBERT}": RTD on ModernBERT at the model FLOPs of that budget\'s run (fewer steps).',
       '',
       '| run | model FLOPs | eval gen_loss | eval disc_auc | ' + ' | '.join(
           f'{task} | - random' for task in downstream) + ' |',
@@ -314,8 +347,9 @@ def _plots(directory: str, arms: dict, downstream: dict, pretrained: dict) -> li
     names.append(name)
 
   fig, ax = plt.subplots(figsize=(6, 3.5))
-  for arm in [arm for arm in ('rtd', 'mlm') if arm in arms]:
-    ax.plot(list(arms[arm]), [np.median(v) for v in arms[arm].values()], 'o-', label=arm.upper())
+  for arm in [arm for arm in ('rtd', 'mlm', 'modernbert') if arm in arms]:
+    ax.plot(list(arms[arm]), [np.median(v) for v in arms[arm].values()], 'o-',
+            label='RTD, ModernBERT' if arm == 'modernbert' else arm.upper())
   for i, arm in enumerate(('random weights', 'shuffled tokenizer')):
     ax.axhline(np.median(next(iter(arms[arm].values()))), color=f'C{i + 2}', ls='--', label=arm)
   save(fig, ax, 'quality_transfer.png', xscale='log', xlabel='pre-training steps',
@@ -324,14 +358,18 @@ def _plots(directory: str, arms: dict, downstream: dict, pretrained: dict) -> li
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for i, (task, cells) in enumerate(downstream.items()):
       baseline = np.median(cells['random weights'])
-      gains = {}  # FLOPs -> every seed's gain; the vocabulary ablation is a table row only.
+      # FLOPs -> every seed's gain, by architecture; the vocabulary ablation is a table row only.
+      gains = {'': {}, MODERNBERT: {}}
       for name, values in cells.items():
         if name in pretrained and 'vocab' not in name:
-          gains.setdefault(pretrained[name], []).extend(v - baseline for v in values)
-      xs = sorted(gains)
-      ax.scatter([x for x in xs for _ in gains[x]], [g for x in xs for g in gains[x]], s=10,
-                 color=f'C{i}', alpha=0.5)
-      ax.plot(xs, [np.median(gains[x]) for x in xs], 'o-', color=f'C{i}', label=task)
+          arm = gains[MODERNBERT if name.endswith(MODERNBERT) else '']
+          arm.setdefault(pretrained[name], []).extend(v - baseline for v in values)
+      for arm, style in (('', 'o-'), (MODERNBERT, 's--')):
+        xs = sorted(gains[arm])
+        ax.scatter([x for x in xs for _ in gains[arm][x]], [g for x in xs for g in gains[arm][x]],
+                   s=10, color=f'C{i}', alpha=0.5)
+        ax.plot(xs, [np.median(gains[arm][x]) for x in xs], style, color=f'C{i}',
+                label=f'{task}, {arm}' if arm else task)
     ax.axhline(0, color='gray', lw=0.8)
     save(fig, ax, 'quality_curve.png', xscale='log', xlabel='pre-training model FLOPs',
          ylabel='dev accuracy - random weights', title='Gain over random weights against compute')
@@ -339,29 +377,34 @@ def _plots(directory: str, arms: dict, downstream: dict, pretrained: dict) -> li
 
 
 def run(config: ml_collections.ConfigDict, output: str, doc: str, seeds: str, transfer_steps,
-        budgets, toy: bool, mlm: bool = True) -> dict:
+        budgets, toy: bool, mlm: bool = True, modernbert_transfer: bool = True,
+        modernbert_budgets=()) -> dict:
   """Runs both measurements and writes `doc` and its plots; returns the medians."""
   try:
     transfer_steps = [int(n) for n in transfer_steps]
     budgets = [float(b) for b in budgets]
+    modernbert_budgets = [float(b) for b in modernbert_budgets]
   except ValueError as e:
-    raise UserError(f'--transfer_steps and --budgets take numbers ({e})') from e
-  if not transfer_steps or min(transfer_steps) < 1 or (budgets and min(budgets) <= 0):
-    raise UserError('--transfer_steps needs at least one positive count and --budgets positive '
+    raise UserError(f'--transfer_steps and the budgets take numbers ({e})') from e
+  if not transfer_steps or min(transfer_steps) < 1 or min(budgets + modernbert_budgets, default=1) <= 0:
+    raise UserError('--transfer_steps needs at least one positive count and the budgets positive '
                     'multiples')
   transfer_config = ml_collections.ConfigDict(config.to_dict())
   if toy:
     _shrink(transfer_config, toy=False)
     _shrink(config, toy=True)
   arms, records = transfer(transfer_config, os.path.join(output, 'transfer'), transfer_steps, seeds,
-                           toy, mlm)
-  downstream, pretrained = curve(config, output, budgets, seeds, toy) if budgets else ({}, {})
+                           toy, mlm, modernbert_transfer)
+  downstream, pretrained = (curve(config, output, budgets, seeds, toy, modernbert_budgets)
+                            if budgets or modernbert_budgets else ({}, {}))
   directory = os.path.dirname(os.path.abspath(doc))
   os.makedirs(directory, exist_ok=True)
   plots = _plots(directory, arms, downstream, {k: v[0] for k, v in pretrained.items()})
   lines = [f'Written by `python -m bench.quality{" --toy" if toy else ""} '
            f'--transfer_steps={",".join(map(str, transfer_steps))} '
-           f'--budgets={",".join(f"{b:g}" for b in budgets)}` on {jax.devices()[0].device_kind} '
+           f'--budgets={",".join(f"{b:g}" for b in budgets)} '
+           f'--modernbert_budgets={",".join(f"{b:g}" for b in modernbert_budgets)}` on '
+           f'{jax.devices()[0].device_kind} '
            f'({os.cpu_count()} cores), jax {jax.__version__}.', '']
   lines += _transfer_section(transfer_config, arms, records, seeds)
   if downstream:
@@ -396,7 +439,8 @@ def main(argv):
   cli.quiet_libraries()
   try:
     medians = run(_CONFIG.value, _OUTPUT.value, _DOC.value, _SEEDS.value, _TRANSFER_STEPS.value,
-                  _BUDGETS.value, _TOY.value, _MLM.value)
+                  _BUDGETS.value, _TOY.value, _MLM.value, _MODERNBERT_TRANSFER.value,
+                  _MODERNBERT_BUDGETS.value)
   except UserError as e:
     sys.exit(f'error: {e}')
   except preemption.Stopped as e:  # Ctrl-C or SIGTERM: the run's checkpoint is saved; rerun to go on.

@@ -16,9 +16,10 @@ SHARED_TRAIN_FIELDS = ('adam_b1', 'adam_b2', 'adam_eps', 'weight_decay', 'max_gr
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  # A folder with discriminator/ and generator/ Hugging Face ELECTRA models (as electra_jax.export
-  # writes them) to continue pre-training from: it sets the model sizes and the tokenizer, and a
-  # fresh run starts from its weights ('' = random init). A resumed run reads its own checkpoint.
+  # A folder with discriminator/ and generator/ Hugging Face ELECTRA or ModernBERT models (as
+  # electra_jax.export writes them), or one ModernBERT masked LM (e.g. ModernBERT-base), to continue
+  # pre-training from: it sets the architecture, model sizes and tokenizer, and a fresh run starts
+  # from its weights ('' = random init). A resumed run reads its own checkpoint.
   config.init_from_hf = ''
 
   # --- model: sizes of the discriminator (base.py: widths, depth, heads; the generator's fraction of

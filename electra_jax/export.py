@@ -26,7 +26,7 @@ from electra_jax import checkpoint, cli, files, lease, model, pretrainer, workdi
 from electra_jax.data import tokenizer_json, wordpiece
 from electra_jax.errors import UserError
 from electra_jax.finetune.model import Finetuner
-from electra_jax.hf import convert, folder, tokenizer_files
+from electra_jax.hf import config_json, convert, folder, tokenizer_files
 
 def _restore_params(directory: str, new_model) -> dict:
   """The parameters of `new_model()` from the newest checkpoint in `directory`, as numpy."""
@@ -61,8 +61,8 @@ def _pretrained(run: workdir.Run, output: str) -> list[tuple[str, str]]:
   for e in exports:
     # A masked LM's decoder weight is tied to the token table, so transformers expects it absent.
     folder.write(os.path.join(output, e.folder),
-                 convert.hf_config(cfg, e.architecture, generator=e.generator,
-                                   data=run.config.data, **(e.extra or {})),
+                 config_json.hf_config(cfg, e.architecture, generator=e.generator,
+                                       special_ids=run.config.data, **(e.extra or {})),
                  convert.to_hf(params if e.generator else folded, e.blocks, cfg.vocab_size),
                  tokenizer)
   return [(e.folder, e.architecture) for e in exports]
@@ -102,7 +102,9 @@ def _finetuned(run: workdir.Run, output: str, seed: int | None) -> list[tuple[st
     extra = {'problem_type': 'single_label_classification'}
   labels = task.labels or ['score']
   extra.update(id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
-  folder.write(output, convert.hf_config(cfg, architecture, data=run.config.data, **extra),
+  hf_config = config_json.hf_config(cfg, architecture, special_ids=run.tokenizer.special_ids,
+                                    **extra)
+  folder.write(output, hf_config,
                convert.to_hf(params, convert.finetuned_blocks(cfg), cfg.vocab_size),
                _tokenizer_files(run.tokenizer, cfg.max_position_embeddings))
   return [('', f'{architecture} from {os.path.basename(seed_dir)}')]

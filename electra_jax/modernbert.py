@@ -227,11 +227,12 @@ class Model(nnx.Module):
 
 
 class Head(nnx.Module):
-  """ModernBertPredictionHead: dense -> GELU -> norm."""
+  """ModernBertPredictionHead: dense -> GELU -> norm, initialised as an output projection of a
+  model of `num_layers` layers."""
 
-  def __init__(self, cfg, std: float, rngs: nnx.Rngs, compute: model.Compute):
-    self.dense = _dense(cfg.hidden_size, cfg.hidden_size, ('embed', 'heads'), std,
-                        cfg.classifier_bias, rngs, compute.dtype)
+  def __init__(self, cfg, num_layers: int, rngs: nnx.Rngs, compute: model.Compute):
+    self.dense = _dense(cfg.hidden_size, cfg.hidden_size, ('embed', 'heads'),
+                        _init_stds(cfg, num_layers)[1], cfg.classifier_bias, rngs, compute.dtype)
     self.norm = _norm(cfg, rngs, compute.dtype)
 
   def __call__(self, x):
@@ -255,7 +256,7 @@ class Generator(nnx.Module):
     num_layers = (sizes or model.generator_sizes(cfg))[3]
     self.vocab_size = cfg.vocab_size
     self.model = Model(cfg, num_layers, rngs, compute)
-    self.head = Head(cfg, _init_stds(cfg, num_layers)[1], rngs, compute)
+    self.head = Head(cfg, num_layers, rngs, compute)
     self.decoder = Decoder(cfg) if cfg.decoder_bias else None
 
   def __call__(self, embedded, input_mask, positions, word_embeddings, *, deterministic, rngs):
@@ -271,16 +272,22 @@ class Generator(nnx.Module):
     return constrain(jnp.where(real, logits, -jnp.inf), 'batch', None, 'act_vocab')
 
 
+def classifier(cfg, outputs: int, rngs: nnx.Rngs, dtype=None) -> nnx.Linear:
+  """The classifier of ModernBERT's task classes (hidden -> outputs, with bias), initialised at
+  hidden_size ** -0.5 as transformers initialises it."""
+  return _dense(cfg.hidden_size, outputs, ('heads', None), cfg.hidden_size ** -0.5, True, rngs,
+                dtype)
+
+
 class Discriminator(nnx.Module):
   """ModernBertForTokenClassification with one label: the RTD logit. The classifier's bias starts
   at the log-odds of `replaced_fraction` (model.DiscriminatorPredictions says why)."""
 
   def __init__(self, cfg, rngs: nnx.Rngs, compute: model.Compute, replaced_fraction: float = 0.5):
     self.model = Model(cfg, cfg.num_layers, rngs, compute)
-    self.head = Head(cfg, _init_stds(cfg, cfg.num_layers)[1], rngs, compute)
+    self.head = Head(cfg, cfg.num_layers, rngs, compute)
     # float32: the logit feeds the loss, and this matmul is one column wide.
-    self.classifier = _dense(cfg.hidden_size, 1, ('heads', None), cfg.hidden_size ** -0.5, True,
-                             rngs, jnp.float32)
+    self.classifier = classifier(cfg, 1, rngs, jnp.float32)
     self.classifier.bias[...] = jnp.full(
         (1,), np.log(replaced_fraction) - np.log1p(-replaced_fraction), jnp.float32)
     self.dropout_rate = cfg.classifier_dropout

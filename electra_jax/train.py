@@ -80,7 +80,7 @@ def _train(config: ml_collections.ConfigDict, text: data.Text | None, workdir: s
   if restored is None:
     state = training.init(init_rng)
     if config.init_from_hf:
-      state = state.replace(params=hf_load.pretrainer_params(config, training.abstract_state.params))
+      state = state.replace(params=hf_load.pretrainer_params(config, state.params))
   else:
     state, loop_state = restored
     logging.info('resumed from %s at step %d', checkpoints.directory, int(state.step))

@@ -32,8 +32,6 @@ def _validate_modernbert(config: ml_collections.ConfigDict) -> None:
            f'{m.global_attn_every_n_layers} must be positive (1 = every layer global)')
   _require(m.generator_num_layers >= 0, 'config.model.generator_num_layers='
            f'{m.generator_num_layers} must not be negative (0 = half of num_layers)')
-  _require(not config.init_from_hf, 'config.init_from_hf reads ELECTRA folders only; a ModernBERT '
-           'run starts from random weights for now (config.init_from_hf=\'\')')
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int, process_count: int = 1) -> None:
@@ -67,7 +65,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, process_count:
   _require(objective.kind in OBJECTIVES, f'config.objective.kind={objective.kind!r} is unknown; use '
            f'one of {", ".join(OBJECTIVES)}')
   _require(not (objective.kind == 'mlm' and config.init_from_hf),
-           'config.init_from_hf continues an ELECTRA generator + discriminator pair; it does not '
+           'config.init_from_hf continues a generator + discriminator pair; it does not '
            'start config.objective.kind=mlm')
   mask_token_fraction, random_token_fraction = rtd.masking_fractions(objective)
   _require(0 <= random_token_fraction <= 1 - mask_token_fraction,

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from electra_jax import model, optimizer, pretrainer, sharding, step
 from electra_jax.errors import UserError
 from electra_jax.finetune.model import Finetuner
-from electra_jax.hf import convert, folder, load
+from electra_jax.hf import config_json, convert, folder, load
 from tests.conftest import small_config
 
 TOLERANCE = 1e-4  # Max abs difference of float32 logits (the issue's bar).
@@ -68,10 +68,10 @@ def test_exported_pretrainer_logits_match_transformers(tmp_path):
   ids, segments, mask = _inputs(cfg.vocab_size)
 
   disc = _load_hf(transformers.ElectraForPreTraining, _save(
-      tmp_path / 'd', convert.hf_config(cfg, 'ElectraForPreTraining'),
+      tmp_path / 'd', config_json.hf_config(cfg, 'ElectraForPreTraining'),
       convert.to_hf(params, convert.DISCRIMINATOR, cfg.vocab_size)))
   gen = _load_hf(transformers.ElectraForMaskedLM, _save(
-      tmp_path / 'g', convert.hf_config(cfg, 'ElectraForMaskedLM', generator=True),
+      tmp_path / 'g', config_json.hf_config(cfg, 'ElectraForMaskedLM', generator=True),
       convert.to_hf(params, convert.generator_blocks(cfg), cfg.vocab_size)))
   assert cfg.embedding_size != cfg.hidden_size  # embeddings_project is exercised.
   assert gen.config.hidden_size == model.generator_sizes(cfg)[0] != cfg.hidden_size
@@ -101,7 +101,7 @@ def test_a_gdes_discriminator_exports_with_its_delta_folded_in(tmp_path):
   delta[...] = 0.05 * jax.random.normal(jax.random.key(2), delta.shape)
   params = pretrainer.fold_embedding_delta(nnx.to_pure_dict(nnx.state(pair, nnx.Param)))
   disc = _load_hf(transformers.ElectraForPreTraining, _save(
-      tmp_path / 'd', convert.hf_config(cfg, 'ElectraForPreTraining'),
+      tmp_path / 'd', config_json.hf_config(cfg, 'ElectraForPreTraining'),
       convert.to_hf(params, convert.DISCRIMINATOR, cfg.vocab_size)))
   ids, segments, mask = _inputs(cfg.vocab_size)
   with torch.no_grad():
@@ -122,7 +122,7 @@ def test_the_mlm_baseline_exports_as_a_masked_lm_with_our_logits(tmp_path):
   mlm = pretrainer.MaskedLM(cfg, nnx.Rngs(params=1))
   params = nnx.to_pure_dict(nnx.state(mlm, nnx.Param))
   hf = _load_hf(transformers.ElectraForMaskedLM, _save(
-      tmp_path / 'm', convert.hf_config(cfg, 'ElectraForMaskedLM'),
+      tmp_path / 'm', config_json.hf_config(cfg, 'ElectraForMaskedLM'),
       convert.to_hf(params, convert.MASKED_LM, cfg.vocab_size)))
   assert hf.config.hidden_size == cfg.hidden_size
   ids, segments, mask = _inputs(cfg.vocab_size)
@@ -143,7 +143,7 @@ def test_exported_finetuner_logits_match_transformers(tmp_path, head):
   finetuner = Finetuner(cfg, head, outputs, nnx.Rngs(params=2))
   architecture = ('ElectraForTokenClassification' if head == 'tagging' else
                   'ElectraForSequenceClassification')
-  hf_config = convert.hf_config(cfg, architecture, id2label={i: f'l{i}' for i in range(outputs)})
+  hf_config = config_json.hf_config(cfg, architecture, id2label={i: f'l{i}' for i in range(outputs)})
   theirs_model = _load_hf(getattr(transformers, architecture), _save(
       tmp_path / head, hf_config, convert.to_hf(nnx.to_pure_dict(nnx.state(finetuner, nnx.Param)),
                                                 convert.FINETUNED, cfg.vocab_size)))
@@ -161,9 +161,9 @@ def _hf_pair(directory, cfg):
   embeddings shared, as ELECTRA trains them."""
   torch.manual_seed(0)
   disc = transformers.ElectraForPreTraining(transformers.ElectraConfig(
-      **convert.hf_config(cfg, 'ElectraForPreTraining')))
+      **config_json.hf_config(cfg, 'ElectraForPreTraining')))
   gen = transformers.ElectraForMaskedLM(transformers.ElectraConfig(
-      **convert.hf_config(cfg, 'ElectraForMaskedLM', generator=True)))
+      **config_json.hf_config(cfg, 'ElectraForMaskedLM', generator=True)))
   for m in (disc, gen):  # Biases and LayerNorms start at 0 and 1: make every tensor distinct.
     for p in m.parameters():
       if p.ndim == 1:
@@ -247,17 +247,3 @@ def test_pytorch_bin_is_read_with_weights_only(tmp_path):
 
 class _Pickled:
   """An arbitrary object: torch's weights-only loader must refuse to unpickle it."""
-
-
-def test_model_config_from_hf_checks_what_it_cannot_build():
-  cfg = _model_config()
-  disc = convert.hf_config(cfg, 'ElectraForPreTraining')
-  gen = convert.hf_config(cfg, 'ElectraForMaskedLM', generator=True)
-  built = convert.model_config(cfg, disc, gen, 'x')
-  for key in ('hidden_size', 'num_layers', 'num_heads', 'intermediate_size', 'embedding_size'):
-    assert built[key] == cfg[key]
-  assert model.generator_sizes(built) == model.generator_sizes(cfg)
-  with pytest.raises(UserError, match='hidden_act'):
-    convert.model_config(cfg, {**disc, 'hidden_act': 'relu'}, None, 'x')
-  with pytest.raises(UserError, match='heads'):
-    convert.model_config(cfg, disc, {**gen, 'num_attention_heads': 3}, 'x')

@@ -3,6 +3,7 @@ through our export, and a run that trains, exports and fine-tunes (tests/test_mo
 and remat on it, tests/test_step.py its sharded step, tests/test_flops.py its FLOPs)."""
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -12,13 +13,15 @@ from flax import nnx
 import jax
 import jax.numpy as jnp
 
-from electra_jax import export, model, modernbert, pretrainer, train, workdir
-from electra_jax.hf import convert, folder
-from tests.conftest import (check_finetuned_export, pretraining_config, small_config,
+from electra_jax import (export, model, modernbert, optimizer, pretrainer, sharding, step, train,
+                         workdir)
+from electra_jax.errors import UserError
+from electra_jax.hf import config_json, convert, folder, load
+from tests.conftest import (check_finetuned_export, pretraining_config, read_metrics, small_config,
                             write_bpe_tokenizer_json, write_corpus)
 
 TOLERANCE = 1e-4  # Max abs difference of float32 logits.
-DATA = small_config().data  # The special tokens' ids.
+DATA = small_config().data  # Holds the special tokens' ids.
 LENGTH = 24  # Three times the window below: every sliding layer cuts some keys off.
 
 
@@ -72,8 +75,8 @@ def test_exported_pair_logits_match_transformers(tmp_path, name):
   exports = {e.folder: e for e in convert.pretraining_exports(cfg, 'rtd')}
   models = {
       name: _load_hf(getattr(transformers, e.architecture), tmp_path / name,
-                     convert.hf_config(cfg, e.architecture, generator=e.generator, data=DATA,
-                                       **(e.extra or {})),
+                     config_json.hf_config(cfg, e.architecture, generator=e.generator,
+                                           special_ids=DATA, **(e.extra or {})),
                      convert.to_hf(params, e.blocks, cfg.vocab_size))
       for name, e in exports.items()}
   assert models['generator'].config.num_hidden_layers == model.generator_sizes(cfg)[3] == 2
@@ -119,7 +122,7 @@ def test_the_mlm_baseline_exports_as_a_modernbert_masked_lm(tmp_path):
   params = nnx.to_pure_dict(nnx.state(mlm, nnx.Param))
   (masked_lm,) = convert.pretraining_exports(cfg, 'mlm')
   hf = _load_hf(transformers.ModernBertForMaskedLM, tmp_path / 'm',
-                convert.hf_config(cfg, masked_lm.architecture, data=DATA), convert.to_hf(
+                config_json.hf_config(cfg, masked_lm.architecture, special_ids=DATA), convert.to_hf(
                     params, masked_lm.blocks, cfg.vocab_size))
   assert hf.config.num_hidden_layers == cfg.num_layers
   ids, segments, mask = _inputs(cfg.vocab_size)
@@ -220,6 +223,98 @@ def test_a_run_exports_to_the_auto_classes_with_our_outputs(modernbert_run):
 def test_a_run_fine_tunes_and_exports_as_sequence_classification(modernbert_run, tmp_path):
   check_finetuned_export(str(tmp_path), 'ModernBertForSequenceClassification',
                          init_checkpoint=modernbert_run[0])
+
+
+@pytest.fixture(scope='module')
+def released(tmp_path_factory):
+  """A folder as a released ModernBERT ships: a ModernBertForMaskedLM that transformers writes (from
+  random weights, every norm and bias distinct) and a byte-level BPE tokenizer.json built with the
+  tokenizers library. Returns the pre-training config of its corpus, and the folder."""
+  root = tmp_path_factory.mktemp('released')
+  corpus = write_corpus(str(root / 'corpus'), documents=80)
+  tokenizer = write_bpe_tokenizer_json(root / 'tokenizer.json', corpus)
+  ids = {name: transformers.PreTrainedTokenizerFast(tokenizer_file=tokenizer).convert_tokens_to_ids(
+      token) for name, token in (('pad', '[PAD]'), ('cls', '[CLS]'), ('sep', '[SEP]'))}
+  torch.manual_seed(0)
+  masked_lm = transformers.ModernBertForMaskedLM(transformers.ModernBertConfig(
+      vocab_size=640, hidden_size=32, intermediate_size=48, num_hidden_layers=4,
+      num_attention_heads=2, local_attention=8, max_position_embeddings=128,
+      pad_token_id=ids['pad'], cls_token_id=ids['cls'], bos_token_id=ids['cls'],
+      sep_token_id=ids['sep'], eos_token_id=ids['sep']))
+  for p in masked_lm.parameters():
+    if p.ndim == 1:
+      torch.nn.init.normal_(p, std=0.1)
+  masked_lm.save_pretrained(root / 'released')
+  shutil.copy(tokenizer, root / 'released')
+  return pretraining_config(str(root)), str(root / 'released')
+
+
+def _initialised(config):
+  """The pre-training config and params that a run from config.init_from_hf starts with, and the
+  params it would have had from random weights."""
+  config = load.pretraining_config(config)
+  mesh = sharding.make_mesh(config.mesh)
+  training = step.build(step.rtd_objective(config), *optimizer.create(config.train), mesh,
+                        config.mesh.rules)
+  params = training.init(jax.random.key(0)).params
+  return config, jax.device_get(load.pretrainer_params(config, params)), jax.device_get(params)
+
+
+def test_a_released_masked_lm_starts_the_discriminator_and_a_shallower_generator(released):
+  config, folder_path = released
+  config = config.copy_and_resolve_references()
+  config.init_from_hf = folder_path
+  config, params, initial = _initialised(config)
+  m = config.model
+  assert (m.architecture, m.num_layers, m.vocab_size, m.local_attention) == ('modernbert', 4, 640, 8)
+  assert config.data.tokenizer == os.path.join(folder_path, 'tokenizer.json')
+  tensors = folder.read_tensors(folder_path)
+  tensors.pop('decoder.weight', None)  # Tied to the token table.
+  disc = convert.to_hf(params, convert.MODERNBERT_MASKED_LM_ENCODER, m.vocab_size)
+  gen = convert.to_hf(params, convert.pretraining_exports(m, 'rtd')[1].blocks, m.vocab_size)
+  assert disc.keys() == {name for name in tensors if name.startswith('model.')}
+  # The generator: embeddings, the first half of the layers, final norm, head and decoder.
+  assert gen.keys() == {name for name in tensors if not name.startswith(('model.layers.2.',
+                                                                         'model.layers.3.'))}
+  for name in (*disc, *gen):
+    np.testing.assert_array_equal((disc | gen)[name], tensors[name], err_msg=name)
+  for name in ('head', 'classifier'):  # The RTD head starts new.
+    jax.tree.map(np.testing.assert_array_equal, params['discriminator'][name],
+                 initial['discriminator'][name])
+  config.model.generator_num_layers = 5
+  with pytest.raises(UserError, match='generator_num_layers=5 exceeds the 4 layers'):
+    load.pretraining_config(config)
+
+
+def test_our_exported_pair_starts_the_run_it_came_from(modernbert_run):
+  """Export then init_from_hf gives back every parameter of the run's checkpoint."""
+  run_dir, output, _ = modernbert_run
+  run = workdir.open_run(run_dir, '--workdir')
+  config = run.config.copy_and_resolve_references()
+  config.init_from_hf, config.data.tokenizer = output, ''
+  _, params, _ = _initialised(config)
+  saved = export._restore_params(  # pylint: disable=protected-access
+      os.path.join(run_dir, 'checkpoints'),
+      lambda: pretrainer.ElectraPretrainer(run.config.model, nnx.Rngs(0)))
+  saved = pretrainer.fold_embedding_delta(saved)
+  jax.tree.map(np.testing.assert_array_equal, params, jax.device_get(saved))
+
+
+def test_a_released_masked_lm_continues_pretraining_and_fine_tunes(released, tmp_path):
+  config, folder_path = released
+  config = config.copy_and_resolve_references()
+  config.init_from_hf = folder_path
+  run_dir = str(tmp_path / 'run')
+  train.train_and_evaluate(config, run_dir)
+  last = [r for r in read_metrics(run_dir) if r.get('split') == 'train'][-1]
+  assert last['step'] == config.train.steps and np.isfinite(last['loss'])
+  # A rerun continues without the folder: sizes and tokenizer are the ones the run recorded.
+  config.init_from_hf = ''
+  state = train.train_and_evaluate(config, run_dir)
+  assert int(state.step) == config.train.steps
+  (tmp_path / 'finetuned').mkdir()
+  check_finetuned_export(str(tmp_path / 'finetuned'), 'ModernBertForSequenceClassification',
+                         init_from_hf=folder_path)
 
 
 def test_sliding_layers_leave_cudnn_for_xla():

@@ -18,8 +18,9 @@ def bench(tmp_path_factory):
   tmp_path = tmp_path_factory.mktemp('quality')
   doc = tmp_path / 'doc' / 'quality.md'
   result = subprocess.run(
-      [sys.executable, '-m', 'bench.quality', '--toy', '--nomlm', f'--output={tmp_path / "runs"}',
-       f'--doc={doc}', '--seeds=0', f'--transfer_steps={STEPS}', '--budgets=8'],
+      [sys.executable, '-m', 'bench.quality', '--toy', '--nomlm', '--nomodernbert_transfer',
+       f'--output={tmp_path / "runs"}', f'--doc={doc}', '--seeds=0', f'--transfer_steps={STEPS}',
+       '--budgets=8', '--modernbert_budgets=8'],
       capture_output=True, text=True, check=False, cwd=ROOT,
       env=cli_env(devices=1, data_dir=str(tmp_path / 'data')))
   assert result.returncode == 0, result.stderr[-3000:]
@@ -58,7 +59,11 @@ def test_the_report_has_both_tables_and_plots(bench):
   text = doc.read_text(encoding='utf-8')
   assert '## Transfer on an artificial language' in text and '## The compute curve' in text
   assert '| 8x seed 0 |' in text and '| random weights |' in text and 'disc_auc' in text
-  assert {'docstring_kind 8x seed 0', 'docstring_next random weights'} <= set(medians)
+  assert {'docstring_kind 8x seed 0', 'docstring_next random weights',
+          'docstring_next 8x modernbert'} <= set(medians)
+  # The ModernBERT arm matches the ELECTRA run's model FLOPs (to within one of its steps).
+  flops = {arm: float(_row(doc, arm)[1]) for arm in ('8x seed 0', '8x modernbert')}
+  assert flops['8x modernbert'] == pytest.approx(flops['8x seed 0'], rel=0.1)
   for name in ('quality_transfer.png', 'quality_curve.png'):
     assert (doc.parent / name).stat().st_size > 1000 and f'![{name}]({name})' in text
 

@@ -49,7 +49,7 @@ class Finetuner(nnx.Module):
         self.embeddings = modernbert.Embeddings(cfg, rngs, compute)
         self.model = modernbert.Model(cfg, cfg.num_layers, rngs, compute)
         self.dropout_rate = cfg.classifier_dropout
-        self.head = (modernbert.Head(cfg, cfg.initializer_range, rngs, compute)
+        self.head = (modernbert.Head(cfg, cfg.num_layers, rngs, compute)
                      if self.hf_classifier or head == 'tagging' else None)
       else:
         self.head = None
@@ -60,7 +60,9 @@ class Finetuner(nnx.Module):
       if head == 'span':
         self.qa_outputs = model.dense(cfg, cfg.hidden_size, 2, ('embed', None), rngs)
         self.answerable = model.dense(cfg, cfg.hidden_size, 1, ('embed', None), rngs)
-      elif self.hf_classifier and not self.modernbert:
+      elif self.modernbert:
+        self.classifier = modernbert.classifier(cfg, outputs, rngs)
+      elif self.hf_classifier:
         self.classifier = ClassificationHead(cfg, outputs, rngs)
       else:
         self.classifier = model.dense(cfg, cfg.hidden_size, outputs, ('embed', None), rngs)

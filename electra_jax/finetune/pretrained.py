@@ -1,6 +1,7 @@
 """Where fine-tuning starts: a pre-training --workdir (config.init_checkpoint) or a Hugging Face
-ELECTRA folder (config.init_from_hf). Either gives the model sizes, the tokenizer and the weights of
-the embeddings and the discriminator's encoder; never the generator or optimizer state.
+ELECTRA or ModernBERT folder (config.init_from_hf). Either gives the model sizes, the tokenizer and
+the weights of the embeddings and the discriminator's encoder; never the generator or optimizer
+state.
 """
 
 import dataclasses
@@ -12,7 +13,7 @@ import ml_collections
 from electra_jax import checkpoint, model, pretrainer, workdir
 from electra_jax.data import tokenizer as tokenizer_lib, wordpiece
 from electra_jax.errors import UserError
-from electra_jax.hf import convert, folder, load
+from electra_jax.hf import config_json, folder, load
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,14 +96,13 @@ def _open_hf(path: str, weights: bool) -> Pretrained:
   directory = load.encoder_folder(path)
   tokenizer = folder.read_tokenizer(directory)
   if tokenizer is None:
-    raise UserError(f'config.init_from_hf={path} has no vocab.txt or tokenizer.model')
-  model_config = convert.model_config(ml_collections.ConfigDict(), folder.read_config(directory),
-                                      None, path)
+    raise UserError(f'config.init_from_hf={path} has no tokenizer.model, vocab.txt or tokenizer.json')
+  model_config = config_json.model_config(ml_collections.ConfigDict(),
+                                          folder.read_config(directory), None, path)
   options = ({'lowercase': tokenizer.lowercase, 'strip_accents': tokenizer.strip_accents}
              if isinstance(tokenizer, wordpiece.WordPiece) else {})
   config = ml_collections.ConfigDict({'model': model_config.to_dict(), 'data': options})
   return Pretrained(directory, config, tokenizer,
-                    lambda abstract: load.encoder_params(directory, abstract,
-                                                        model_config.vocab_size),
+                    lambda abstract: load.encoder_params(directory, abstract, model_config),
                     (lambda: {'init_from_hf': directory, 'sha256': folder.weights_digest(directory)})
                     if weights else None)

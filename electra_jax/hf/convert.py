@@ -1,5 +1,5 @@
-"""Our parameters and config <-> Hugging Face ELECTRA's and ModernBERT's tensors and config.json, as
-pure functions.
+"""Our parameters <-> Hugging Face ELECTRA's and ModernBERT's tensors, as pure functions (their
+config.json: config_json.py).
 
 Our parameter paths already follow HF's module names (model.py, modernbert.py), so one rule names
 every tensor: a block of ours (e.g. `discriminator.electra`) sits under an HF prefix (`electra`);
@@ -13,10 +13,9 @@ dropped.
 import re
 from typing import NamedTuple
 
-import ml_collections
 import numpy as np
 
-from electra_jax import model, modernbert
+from electra_jax import model
 from electra_jax.errors import UserError
 
 # (our block, HF prefix) for each exported class.
@@ -33,13 +32,15 @@ _GENERATOR_BODY = (('generator.electra', 'electra'),
 # A fine-tuning model's encoder and head (finetune/model.py); the head is `classifier`.
 FINETUNED = (('embeddings', 'electra.embeddings'), ('electra', 'electra'),
              ('classifier', 'classifier'))
-ENCODER = FINETUNED[:2]
 # ModernBERT's (modernbert.py): the RTD discriminator exports as ModernBertForTokenClassification
 # with one label, the generator and the MLM baseline as ModernBertForMaskedLM, a fine-tuned model as
 # ModernBertFor{Sequence,Token}Classification (its prediction head, then `classifier`).
 _MODERNBERT_DISCRIMINATOR = (('embeddings', 'model.embeddings'), ('discriminator.model', 'model'),
                              ('discriminator.head', 'head'),
                              ('discriminator.classifier', 'classifier'))
+# A ModernBERT masked LM's embeddings and encoder, read as the discriminator's when one folder starts
+# both models (hf/load.py).
+MODERNBERT_MASKED_LM_ENCODER = _MODERNBERT_DISCRIMINATOR[:2]
 _MODERNBERT_FINETUNED = (('embeddings', 'model.embeddings'), ('model', 'model'), ('head', 'head'),
                          ('classifier', 'classifier'))
 # Buffers that older transformers versions saved; they hold no parameters.
@@ -212,100 +213,3 @@ def _with_int_keys(tree: dict, like: dict) -> dict:
     return tree
   keys = {str(k): k for k in like}
   return {keys[k]: _with_int_keys(v, like[keys[k]]) for k, v in tree.items()}
-
-
-def hf_config(model_config, architecture: str, *, generator: bool = False, data=None,
-              **extra) -> dict:
-  """config.json of an HF model of `architecture` (e.g. 'ElectraForPreTraining'); ModernBERT's
-  names the special tokens' ids, which it reads from `data` (a config.data section)."""
-  if model.architecture(model_config) == 'modernbert':
-    return _modernbert_config(model_config, architecture, generator, data, **extra)
-  if generator:
-    hidden, heads, ffn, layers = model.generator_sizes(model_config)
-  else:
-    hidden, heads, ffn, layers = (model_config.hidden_size, model_config.num_heads,
-                                  model_config.intermediate_size, model_config.num_layers)
-  return {
-      'architectures': [architecture], 'model_type': 'electra',
-      'vocab_size': model_config.vocab_size, 'embedding_size': model_config.embedding_size,
-      'hidden_size': hidden, 'num_hidden_layers': layers, 'num_attention_heads': heads,
-      'intermediate_size': ffn, 'hidden_act': 'gelu',
-      'hidden_dropout_prob': model_config.dropout_rate,
-      'attention_probs_dropout_prob': model_config.attention_dropout_rate,
-      'max_position_embeddings': model_config.max_position_embeddings,
-      'type_vocab_size': model_config.type_vocab_size,
-      'initializer_range': model_config.initializer_range,
-      'layer_norm_eps': model_config.layer_norm_eps, 'pad_token_id': 0,
-      'position_embedding_type': 'absolute', 'tie_word_embeddings': True, 'dtype': 'float32',
-      **extra}
-
-
-# config.model's fields that ModernBertConfig names alike.
-MODERNBERT_FIELDS = ('local_attention', 'global_attn_every_n_layers', 'norm_eps', 'norm_bias',
-                     'attention_bias', 'mlp_bias', 'decoder_bias', 'classifier_bias',
-                     'embedding_dropout', 'attention_dropout', 'mlp_dropout', 'classifier_dropout')
-
-
-def _modernbert_config(model_config, architecture: str, generator: bool, data, **extra) -> dict:
-  m = model_config
-  layers = (model.generator_sizes(m) if generator else model.discriminator_sizes(m))[3]
-  rope = lambda theta: {'rope_type': 'default', 'rope_theta': theta}
-  return {
-      'architectures': [architecture], 'model_type': 'modernbert',
-      'vocab_size': m.vocab_size, 'hidden_size': m.hidden_size, 'num_hidden_layers': layers,
-      'num_attention_heads': m.num_heads, 'intermediate_size': m.intermediate_size,
-      'hidden_activation': 'gelu', 'classifier_activation': 'gelu', 'classifier_pooling': 'cls',
-      'max_position_embeddings': m.max_position_embeddings,
-      'initializer_range': m.initializer_range, 'initializer_cutoff_factor': 2.0,
-      **{name: m[name] for name in MODERNBERT_FIELDS},
-      'layer_types': ['full_attention' if modernbert.is_global(m, i) else 'sliding_attention'
-                      for i in range(layers)],
-      'rope_parameters': {'full_attention': rope(m.global_rope_theta),
-                          'sliding_attention': rope(m.local_rope_theta)},
-      # What transformers before v5 reads instead of rope_parameters.
-      'global_rope_theta': m.global_rope_theta, 'local_rope_theta': m.local_rope_theta,
-      'pad_token_id': data.pad_id, 'cls_token_id': data.cls_id, 'bos_token_id': data.cls_id,
-      'sep_token_id': data.sep_id, 'eos_token_id': data.sep_id,
-      'tie_word_embeddings': True, 'dtype': 'float32', **extra}
-
-
-# config.model's fields that a folder's config.json sets: ours -> the discriminator's name.
-_FROM_DISCRIMINATOR = {
-    'vocab_size': 'vocab_size', 'embedding_size': 'embedding_size', 'hidden_size': 'hidden_size',
-    'num_layers': 'num_hidden_layers', 'num_heads': 'num_attention_heads',
-    'intermediate_size': 'intermediate_size', 'max_position_embeddings': 'max_position_embeddings',
-    'type_vocab_size': 'type_vocab_size', 'dropout_rate': 'hidden_dropout_prob',
-    'attention_dropout_rate': 'attention_probs_dropout_prob',
-    'initializer_range': 'initializer_range', 'layer_norm_eps': 'layer_norm_eps'}
-# And with a generator's config.json too (model_config's `generator`).
-FOLDER_FIELDS = (*_FROM_DISCRIMINATOR, 'generator_hidden_size', 'generator_num_layers')
-
-
-def model_config(base: ml_collections.ConfigDict, discriminator: dict, generator: dict | None,
-                 where: str) -> ml_collections.ConfigDict:
-  """`base` (a config.model) with the sizes of HF's discriminator (and generator) config.json."""
-  for name, hf in (('discriminator', discriminator), ('generator', generator)):
-    if hf is None:
-      continue
-    unsupported = {key: hf[key] for key, supported in
-                   (('model_type', 'electra'), ('hidden_act', 'gelu'),
-                    ('position_embedding_type', 'absolute')) if hf.get(key, supported) != supported}
-    if unsupported:
-      raise UserError(f'{where}: the {name} config has {unsupported}; only ELECTRA with GELU and '
-                      'absolute positions is supported')
-  config = ml_collections.ConfigDict(base.to_dict())
-  config.update({ours: discriminator[theirs] for ours, theirs in _FROM_DISCRIMINATOR.items()})
-  if generator is not None:
-    shared = ('vocab_size', 'embedding_size', 'max_position_embeddings', 'type_vocab_size')
-    differ = [key for key in shared if generator[key] != discriminator[key]]
-    if differ:
-      raise UserError(f'{where}: the generator and discriminator configs differ in '
-                      f'{", ".join(differ)}; they must share these')
-    config.update(generator_hidden_size=generator['hidden_size'],
-                  generator_num_layers=generator['num_hidden_layers'])
-    _, heads, ffn, _ = model.generator_sizes(config)
-    if (generator['num_attention_heads'], generator['intermediate_size']) != (heads, ffn):
-      raise UserError(f'{where}: the generator has {generator["num_attention_heads"]} heads and '
-                      f'FFN {generator["intermediate_size"]}; ours derives {heads} and {ffn} '
-                      f'from its width {generator["hidden_size"]} (width / 64, 4 x width)')
-  return config

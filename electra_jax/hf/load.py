@@ -1,40 +1,59 @@
-"""`config.init_from_hf`: start pre-training or fine-tuning from a Hugging Face ELECTRA folder.
+"""`config.init_from_hf`: start pre-training or fine-tuning from a Hugging Face ELECTRA or ModernBERT
+folder.
 
 Pre-training continues a generator + discriminator pair, so PATH holds `discriminator/` and
 `generator/` (what export writes; for Google's releases, download electra-*-discriminator and
-electra-*-generator into those two names). Fine-tuning needs the discriminator only: PATH is its folder
-(or a pair, whose `discriminator/` is used). Model sizes and the tokenizer come from the folder, and
-every weight is placed straight into the run's sharded layout.
+electra-*-generator into those two names). A ModernBERT masked LM (a released one such as
+ModernBERT-base, or one of ours) can start both on its own: the discriminator takes its embeddings
+and encoder (its RTD head starts new), the generator its embeddings, first generator_num_layers
+layers, final norm, head and decoder, so both start from what the folder learnt. Fine-tuning needs the
+discriminator only: PATH is its folder (or a pair, whose `discriminator/` is used). Model sizes and
+the tokenizer come from the folder, and every weight is placed straight into the run's sharded
+layout.
 """
 
 import os
+import re
+from typing import NamedTuple
 
 from absl import logging
 import jax
 import ml_collections
 import numpy as np
 
-from electra_jax import checkpoint, sharding
+from electra_jax import checkpoint, model, sharding
 from electra_jax import workdir as workdir_lib
 from electra_jax.data import wordpiece
 from electra_jax.errors import UserError
-from electra_jax.hf import convert, folder
+from electra_jax.hf import config_json, convert, folder
 
-# Heads of transformers' ELECTRA classes that a fine-tuning model does not have; the original
-# discards the discriminator's replaced-token head the same way.
-_HEADS = ('discriminator_predictions.', 'generator_predictions.', 'generator_lm_head.',
-          'classifier.', 'qa_outputs.')
-_TIED_LM_HEAD = 'generator_lm_head.weight'
-_WORD_EMBEDDINGS = 'electra.embeddings.word_embeddings.weight'
+# Heads of transformers' classes that a fine-tuning model does not have; the original discards the
+# discriminator's replaced-token head the same way. ModernBERT's `head` is read where the task's
+# model has one (as transformers reads it into its task classes).
+_HEADS = {'electra': ('discriminator_predictions.', 'generator_predictions.', 'generator_lm_head.',
+                      'classifier.', 'qa_outputs.'),
+          'modernbert': ('head.', 'decoder.', 'classifier.', 'qa_outputs.')}
+# The masked LM's output weight, tied to the token table (so not a parameter of ours), and the table.
+_TIED = {'electra': ('generator_lm_head.weight', 'electra.embeddings.word_embeddings.weight'),
+         'modernbert': ('decoder.weight', 'model.embeddings.tok_embeddings.weight')}
 
 
-def _pair(path: str) -> tuple[str, str]:
+class _Source(NamedTuple):
+  discriminator: str  # A folder.
+  generator: str | None  # None: the discriminator's folder is a masked LM that starts both.
+
+
+def _source(path: str) -> _Source:
   root = os.path.abspath(os.path.expanduser(path))
   pair = os.path.join(root, 'discriminator'), os.path.join(root, 'generator')
-  if not all(os.path.isdir(d) for d in pair):
-    raise UserError(f'config.init_from_hf={path} must hold discriminator/ and generator/ folders '
-                    '(as python -m electra_jax.export writes them) to continue pre-training')
-  return pair
+  if all(os.path.isdir(d) for d in pair):
+    return _Source(*pair)
+  if (os.path.isfile(os.path.join(root, folder.CONFIG))
+      and folder.read_config(root).get('model_type') == 'modernbert'):
+    return _Source(root, None)
+  raise UserError(f'config.init_from_hf={path} must hold discriminator/ and generator/ folders '
+                  '(as python -m electra_jax.export writes them), or be a ModernBERT masked-LM '
+                  'folder, to continue pre-training')
 
 
 def place(arrays: dict, abstract: dict) -> dict:
@@ -45,21 +64,28 @@ def place(arrays: dict, abstract: dict) -> dict:
 
 
 def pretraining_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """config with the model sizes and the tokenizer of the pair at config.init_from_hf."""
-  disc_dir, gen_dir = _pair(config.init_from_hf)
+  """config with the architecture, model sizes and tokenizer of the folder(s) at
+  config.init_from_hf."""
+  source = _source(config.init_from_hf)
   config = ml_collections.ConfigDict(config.to_dict())
-  config.model = convert.model_config(config.model, folder.read_config(disc_dir),
-                                      folder.read_config(gen_dir), config.init_from_hf)
-  tokenizer = folder.read_tokenizer(disc_dir)
+  config.model = config_json.model_config(
+      config.model, folder.read_config(source.discriminator),
+      source.generator and folder.read_config(source.generator), config.init_from_hf)
+  layers = model.generator_sizes(config.model)[3]
+  if source.generator is None and layers > config.model.num_layers:
+    raise UserError(f'config.model.generator_num_layers={layers} exceeds the '
+                    f'{config.model.num_layers} layers of {config.init_from_hf}, whose first '
+                    'layers the generator takes; give at most that many (0 = half)')
+  tokenizer = folder.read_tokenizer(source.discriminator)
   if tokenizer is None:
-    raise UserError(f'{disc_dir} has no tokenizer.model or vocab.txt')
-  path = os.path.join(disc_dir, tokenizer.file_name)
+    raise UserError(f'{source.discriminator} has no tokenizer.model, vocab.txt or tokenizer.json')
+  path = os.path.join(source.discriminator, tokenizer.file_name)
   if config.data.tokenizer and os.path.abspath(os.path.expanduser(config.data.tokenizer)) != path:
     raise UserError('config.init_from_hf brings its own tokenizer; leave config.data.tokenizer unset')
   config.data.tokenizer = path
   if isinstance(tokenizer, wordpiece.WordPiece):
     config.data.lowercase, config.data.strip_accents = tokenizer.lowercase, tokenizer.strip_accents
-  logging.info('model sizes and tokenizer from %s', config.init_from_hf)
+  logging.info('architecture, model sizes and tokenizer from %s', config.init_from_hf)
   return config
 
 
@@ -74,7 +100,7 @@ def continued_config(config: ml_collections.ConfigDict, workdir: str) -> ml_coll
   if not run.config.get('init_from_hf') or run.tokenizer is None:
     return config
   config = ml_collections.ConfigDict(config.to_dict())
-  for name in convert.FOLDER_FIELDS:
+  for name in config_json.folder_fields(run.config.model):
     config.model[name] = run.config.model[name]
   config.data.tokenizer = os.path.join(run.directory, run.tokenizer.file_name)
   for name in ('lowercase', 'strip_accents'):
@@ -84,37 +110,90 @@ def continued_config(config: ml_collections.ConfigDict, workdir: str) -> ml_coll
   return config
 
 
-def pretrainer_params(config: ml_collections.ConfigDict, abstract: dict) -> dict:
-  """The pre-training model's parameters from the pair at config.init_from_hf, placed as
-  `abstract` (the train state's abstract params) says."""
-  disc_dir, gen_dir = _pair(config.init_from_hf)
-  params = convert.from_hf(folder.read_tensors(disc_dir), abstract, convert.DISCRIMINATOR,
-                           vocab_size=config.model.vocab_size, where=disc_dir)
-  gen_tensors = folder.read_tensors(gen_dir)
-  tied = gen_tensors.pop(_TIED_LM_HEAD, None)
-  if tied is not None and not np.array_equal(tied, gen_tensors.get(_WORD_EMBEDDINGS)):
-    raise UserError(f'{gen_dir}: {_TIED_LM_HEAD} differs from the word embeddings; ELECTRA ties '
-                    'them and so do we')
-  generator = convert.from_hf(gen_tensors, abstract, convert.generator_blocks(config.model),
-                              vocab_size=config.model.vocab_size, where=gen_dir)
-  if config.model.embedding_sharing in ('shared', 'gdes'):
-    gen_embeddings = generator.pop('embeddings')
-    if config.model.embedding_sharing == 'gdes':
+def _untie(tensors: dict, architecture: str, where: str) -> dict:
+  """The masked LM's tensors without its tied output weight, checked to be the token table."""
+  output, table = _TIED[architecture]
+  tied = tensors.pop(output, None)
+  if tied is not None and not np.array_equal(tied, tensors.get(table)):
+    raise UserError(f'{where}: {output} differs from the token embeddings; we tie them, as '
+                    'ELECTRA and ModernBERT do')
+  return tensors
+
+
+def _first_layers(tensors: dict, count: int) -> dict:
+  """A ModernBERT masked LM's tensors without its layers from `count` on."""
+  def kept(name):
+    layer = re.match(r'model\.layers\.(\d+)\.', name)
+    return layer is None or int(layer[1]) < count
+  return {name: value for name, value in tensors.items() if kept(name)}
+
+
+def pretrainer_params(config: ml_collections.ConfigDict, params: dict) -> dict:
+  """`params` (the pre-training model's, freshly initialised) with what the folder(s) at
+  config.init_from_hf hold, placed as the initialised ones are. From one masked-LM folder the
+  discriminator's RTD head keeps its initial weights."""
+  m = config.model
+  kind = model.architecture(m)
+  source = _source(config.init_from_hf)
+  discriminator, generator = convert.pretraining_exports(m, 'rtd')
+  disc_tensors = folder.read_tensors(source.discriminator)
+  if source.generator is None:
+    gen_dir = source.discriminator
+    gen_tensors = _first_layers(_untie(dict(disc_tensors), kind, gen_dir),
+                                model.generator_sizes(m)[3])
+    read = convert.from_hf(disc_tensors, params, convert.MODERNBERT_MASKED_LM_ENCODER,
+                           vocab_size=m.vocab_size, where=source.discriminator,
+                           discard=_HEADS[kind])
+  else:
+    gen_dir = source.generator
+    gen_tensors = _untie(folder.read_tensors(gen_dir), kind, gen_dir)
+    read = convert.from_hf(disc_tensors, params, discriminator.blocks, vocab_size=m.vocab_size,
+                           where=source.discriminator)
+  gen_read = convert.from_hf(gen_tensors, params, generator.blocks, vocab_size=m.vocab_size,
+                             where=gen_dir)
+  table = next(name for name in model.TOKEN_TABLES if name in read['embeddings'])
+  if m.embedding_sharing in ('shared', 'gdes'):
+    gen_embeddings = gen_read.pop('embeddings')
+    if m.embedding_sharing == 'gdes':
       # Export folds the delta into the discriminator's table; the generator's is the shared one.
-      disc_words = params['embeddings'].pop('word_embeddings')['embedding']
-      params['embeddings']['word_embeddings'] = gen_embeddings.pop('word_embeddings')
-      params['embedding_delta'] = {
-          'embedding': disc_words - params['embeddings']['word_embeddings']['embedding']}
+      disc_table = read['embeddings'].pop(table)['embedding']
+      read['embeddings'][table] = gen_embeddings.pop(table)
+      read['embedding_delta'] = {'embedding': disc_table - read['embeddings'][table]['embedding']}
     differ = [name for name, value in gen_embeddings.items()
               if not all(np.array_equal(a, b) for a, b in
-                         zip(jax.tree.leaves(value), jax.tree.leaves(params['embeddings'][name])))]
+                         zip(jax.tree.leaves(value), jax.tree.leaves(read['embeddings'][name])))]
     if differ:
       raise UserError(f'{config.init_from_hf}: the generator\'s and discriminator\'s embeddings '
                       f'differ ({", ".join(differ)}), so they cannot be shared; add '
                       '--config.model.embedding_sharing=untied')
-  params.update(generator)
-  logging.info('initialised from %s', config.init_from_hf)
-  return place(params, abstract)
+  read.update(gen_read)
+  new = sorted(set(_paths(params)) - set(_paths(read)))
+  logging.info('initialised from %s%s', config.init_from_hf,
+               f'; new: {", ".join(new)}' if new else '')
+  return _overlay(params, place(read, _like(params, read)))
+
+
+def _paths(tree: dict, prefix: str = '', depth: int = 2):
+  """Dotted paths of a nested dict, `depth` levels down."""
+  for key, value in tree.items():
+    path = f'{prefix}{key}'
+    if depth > 1 and isinstance(value, dict):
+      yield from _paths(value, f'{path}.', depth - 1)
+    else:
+      yield path
+
+
+def _like(tree: dict, part: dict) -> dict:
+  """The subtree of `tree` that `part` covers."""
+  return {key: _like(tree[key], value) if isinstance(value, dict) else tree[key]
+          for key, value in part.items()}
+
+
+def _overlay(tree: dict, part: dict) -> dict:
+  """`tree` with the leaves `part` holds replaced."""
+  return {key: (value if key not in part else
+                _overlay(value, part[key]) if isinstance(part[key], dict) else part[key])
+          for key, value in tree.items()}
 
 
 def encoder_folder(path: str) -> str:
@@ -127,13 +206,21 @@ def encoder_folder(path: str) -> str:
   return root
 
 
-def encoder_params(directory: str, abstract: dict, vocab_size: int) -> dict:
-  """The fine-tuning model's `embeddings` and `electra` from the folder, placed as `abstract` (the
-  fine-tuning state's abstract params) says; the folder's heads are left out."""
+def encoder_params(directory: str, abstract: dict, model_config) -> dict:
+  """The fine-tuning model's embeddings and encoder (ModernBERT's prediction head too, where the
+  model and the folder have one) from the folder, placed as `abstract` (the fine-tuning state's
+  abstract params) says; the folder's other heads are left out."""
   tensors = folder.read_tensors(directory)
-  left_out = sorted({name.split('.')[0] for name in tensors if name.startswith(_HEADS)})
-  params = convert.from_hf(tensors, abstract, convert.ENCODER, vocab_size=vocab_size,
-                           where=directory, discard=_HEADS)
+  kind = model.architecture(model_config)
+  blocks = [(ours, prefix) for ours, prefix in convert.finetuned_blocks(model_config)
+            if ours in abstract and ours != 'classifier']
+  if kind == 'modernbert' and not any(name.startswith('head.') for name in tensors):
+    blocks = [(ours, prefix) for ours, prefix in blocks if ours != 'head']  # A bare encoder.
+  used = tuple(f'{prefix}.' for _, prefix in blocks)
+  discard = tuple(head for head in _HEADS[kind] if head not in used)
+  left_out = sorted({name.split('.')[0] for name in tensors if name.startswith(discard)})
+  params = convert.from_hf(tensors, abstract, blocks, vocab_size=model_config.vocab_size,
+                           where=directory, discard=discard)
   if left_out:
     logging.info('left out of %s: %s (heads the fine-tuning model does not have)', directory,
                  ', '.join(left_out))
