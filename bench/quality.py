@@ -59,13 +59,13 @@ _SEEDS = flags.DEFINE_string('seeds', '0,1,2', 'Fine-tuning seeds.')
 _TRANSFER_STEPS = flags.DEFINE_list('transfer_steps', ['500', '2000'],
                                     'Pre-training steps of the transfer runs.')
 _BUDGETS = flags.DEFINE_list('budgets', ['1'], 'Compute-curve budgets, in multiples of --config\'s '
-                             'steps; none = no curve.')
+                             'steps; empty (--budgets=) = no curve.')
 _MLM = flags.DEFINE_bool('mlm', True, 'The transfer benchmark\'s MLM baseline (its CI test leaves '
                          'it out).')
 _MODERNBERT_TRANSFER = flags.DEFINE_bool('modernbert_transfer', True, 'The transfer benchmark\'s '
                                          'ModernBERT arm (its CI test leaves it out).')
 _MODERNBERT_BUDGETS = flags.DEFINE_list('modernbert_budgets', ['1', '4'], 'Compute-curve budgets '
-                                        'of the ModernBERT arm; none = no arm.')
+                                        'of the ModernBERT arm; empty = no arm.')
 _TOY = flags.DEFINE_bool('toy', False, 'The CI test\'s sizes.')
 
 TASKS = {'docstring_kind': docstring_kind.rows, 'docstring_next': docstring_next.rows}
@@ -213,7 +213,9 @@ def transfer(config: ml_collections.ConfigDict, output: str, steps: list[int], s
     workdir = os.path.join(output, f'modernbert_{max(steps)}')
     records[f'modernbert_{max(steps)}'] = _pretrain(
         modernbert_config(with_steps(on_corpus, max(steps))), workdir)
-    arms['modernbert'] = {max(steps): tune(f'modernbert_{max(steps)}', init_checkpoint=workdir)}
+    arms[MODERNBERT] = {max(steps): tune(f'modernbert_{max(steps)}', init_checkpoint=workdir)}
+    arms[_random_for(MODERNBERT)] = {0: tune('modernbert_scratch', init_checkpoint=workdir,
+                                             from_scratch=True)}
   return arms, records
 
 
@@ -252,23 +254,25 @@ def curve(config: ml_collections.ConfigDict, output: str, budgets: list[float], 
     for name, (workdir, _, _) in pretrained.items():
       cells[name] = _finetune(train_file, dev_file, os.path.join(workdir, 'ft', task), seeds,
                               length, epochs, init_checkpoint=workdir)
-    # Random weights read text through a run's tokenizer: the quick start's, and the ablation's.
-    first = next(iter(pretrained.values()))[0]
-    cells['random weights'] = _finetune(train_file, dev_file,
-                                        os.path.join(output, 'curve', 'scratch', task), seeds,
-                                        length, epochs, init_checkpoint=first, from_scratch=True)
+    # Random weights of each kind of run (its tokenizer and architecture), from its first run.
+    baselines = {}
     for name, (workdir, _, _) in pretrained.items():
-      if 'vocab' in name:
-        cells[_random_for(name)] = _finetune(
-            train_file, dev_file, os.path.join(workdir, 'scratch', task), seeds, length, epochs,
-            init_checkpoint=workdir, from_scratch=True)
+      baselines.setdefault(_random_for(name), workdir)
+    for row, workdir in baselines.items():
+      directory = (os.path.join(output, 'curve', 'scratch', task) if row == 'random weights' else
+                   os.path.join(workdir, 'scratch', task))
+      cells[row] = _finetune(train_file, dev_file, directory, seeds, length, epochs,
+                             init_checkpoint=workdir, from_scratch=True)
     downstream[task] = cells
   return downstream, {name: (f, record) for name, (_, f, record) in pretrained.items()}
 
 
 def _random_for(name: str) -> str:
-  """The random-weights row that run `name` is measured against: the one with its tokenizer."""
-  return f'random weights, {name.split(" ", 1)[1]}' if 'vocab' in name else 'random weights'
+  """The random-weights row that run or arm `name` is measured against: the one with its tokenizer
+  and architecture."""
+  if 'vocab' in name:
+    return f'random weights, {name.split(" ", 1)[1]}'
+  return f'random weights, {MODERNBERT}' if name.endswith(MODERNBERT) else 'random weights'
 
 
 def _cell(values: list[float]) -> str:
@@ -280,7 +284,6 @@ def _gain(values: list[float], baseline: list[float]) -> str:
 
 
 def _transfer_section(config, arms: dict, records: dict, seeds: str) -> list[str]:
-  chance = arms['random weights'][0]
   lines = [
       '## Transfer on an artificial language', '',
       f'`electra_jax.finetune.word_classes`: {word_classes.TOPICS} topics of '
@@ -289,13 +292,14 @@ def _transfer_section(config, arms: dict, records: dict, seeds: str) -> list[str
       'words, dev accuracy on 1,000 sentences in only the other half. Pre-training: '
       f'{config.model.num_layers} x {config.model.hidden_size}, batch '
       f'{config.train.batch_size} x {config.data.max_seq_length}, on the unlabelled corpus; MLM at '
-      f'the same model FLOPs, and so RTD on ModernBERT ("modernbert"); their steps column names the '
-      'RTD run whose FLOPs they match. Fine-tuning: '
+      f'the same model FLOPs, and so RTD on ModernBERT ("modernbert", against its own random '
+      'weights); their steps column names the RTD run whose FLOPs they match. Fine-tuning: '
       f'the README\'s command, seeds {seeds}; median (lowest-highest). "Transfers" = at least '
       f'{TRANSFER_MARGIN:.2f} above random weights.', '',
       '| arm | pre-training steps | dev accuracy, unseen words | - random weights | transfers |',
       '|---|---|---|---|---|']
   for arm, by_steps in arms.items():
+    chance = arms[_random_for(arm)][0]
     for n, values in by_steps.items():
       lines.append(f'| {arm} | {n or ""} | {_cell(values)} | {_gain(values, chance)} | '
                    f'{"yes" if transfers(values, chance) else "no"} |')
@@ -309,7 +313,8 @@ def _curve_section(config, downstream: dict, pretrained: dict, seeds: str) -> li
       '## The compute curve on real text', '',
       f'RTD pre-training of the quick start ({config.train.steps} steps = 1x) on the builtin '
       f'corpus; each run fine-tuned with the README\'s command, seeds {seeds}, median (lowest-'
-      'highest) dev accuracy; "- random" against random weights read through the same tokenizer. '
+      'highest) dev accuracy; "- random" against random weights of the same tokenizer and '
+      'architecture. '
       f'"{MODERNBERT}": RTD on ModernBERT at the model FLOPs of that budget\'s run (fewer steps).',
       '',
       '| run | model FLOPs | eval gen_loss | eval disc_auc | ' + ' | '.join(
@@ -357,15 +362,17 @@ def _plots(directory: str, arms: dict, downstream: dict, pretrained: dict) -> li
   if downstream:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for i, (task, cells) in enumerate(downstream.items()):
-      baseline = np.median(cells['random weights'])
       # FLOPs -> every seed's gain, by architecture; the vocabulary ablation is a table row only.
       gains = {'': {}, MODERNBERT: {}}
       for name, values in cells.items():
         if name in pretrained and 'vocab' not in name:
           arm = gains[MODERNBERT if name.endswith(MODERNBERT) else '']
+          baseline = np.median(cells[_random_for(name)])
           arm.setdefault(pretrained[name], []).extend(v - baseline for v in values)
       for arm, style in (('', 'o-'), (MODERNBERT, 's--')):
         xs = sorted(gains[arm])
+        if not xs:
+          continue
         ax.scatter([x for x in xs for _ in gains[arm][x]], [g for x in xs for g in gains[arm][x]],
                    s=10, color=f'C{i}', alpha=0.5)
         ax.plot(xs, [np.median(gains[arm][x]) for x in xs], style, color=f'C{i}',

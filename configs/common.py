@@ -63,6 +63,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.attention_dropout = 0.0  # On attention probabilities and the attention output.
   config.model.mlp_dropout = 0.0
   config.model.classifier_dropout = 0.0  # Before the RTD (or a task's) classifier.
+  # What a fine-tuned sequence classifier reads: 'cls' ([CLS]) or 'mean' (over real tokens, as
+  # ModernBERT-base's config.json says; init_from_hf takes the folder's).
+  config.model.classifier_pooling = 'cls'
 
   # --- objective: replaced token detection (electra_jax/rtd.py). ---
   config.objective = ml_collections.ConfigDict()

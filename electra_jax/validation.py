@@ -32,6 +32,8 @@ def _validate_modernbert(config: ml_collections.ConfigDict) -> None:
            f'{m.global_attn_every_n_layers} must be positive (1 = every layer global)')
   _require(m.generator_num_layers >= 0, 'config.model.generator_num_layers='
            f'{m.generator_num_layers} must not be negative (0 = half of num_layers)')
+  _require(m.classifier_pooling in ('cls', 'mean'), 'config.model.classifier_pooling='
+           f'{m.classifier_pooling!r} is unknown; use cls or mean')
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int, process_count: int = 1) -> None:

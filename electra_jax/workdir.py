@@ -15,7 +15,7 @@ import jax
 import ml_collections
 
 from electra_jax import files
-from electra_jax.data import tokenizer as tokenizer_lib, wordpiece
+from electra_jax.data import tokenizer as tokenizer_lib
 from electra_jax.errors import UserError
 
 CONFIG_FILE = 'config.json'
@@ -100,7 +100,7 @@ def check_fits(workdir: str, file_name: str, config: ml_collections.ConfigDict |
 def check_tokenizer(workdir: str, tokenizer: tokenizer_lib.Tokenizer | None) -> None:
   """UserError unless `tokenizer` is the one the run in workdir recorded (none recorded: nothing to
   check): the saved embeddings and data position mean its pieces."""
-  recorded = [name for name in (tokenizer_lib.FILE_NAME, wordpiece.FILE_NAME)
+  recorded = [name for name in tokenizer_lib.FILE_NAMES
               if os.path.isfile(os.path.join(workdir, name))]
   if tokenizer is None or not recorded:
     return

@@ -69,6 +69,12 @@ def test_modernbert_fields_read_back_from_ours_and_from_transformers():
     ({'layer_types': ['full_attention', 'sliding_attention', 'sliding_attention',
                       'full_attention', 'full_attention']}, 'layer_types'),
     ({'num_attention_heads': None}, 'num_attention_heads'),
+    ({'hidden_size': '32'}, 'hidden_size'),
+    ({'norm_bias': 1}, 'norm_bias'),
+    ({'rope_scaling': {'rope_type': 'linear', 'factor': 2.0}}, 'rope_scaling'),
+    ({'rope_parameters': {'rope_type': 'default', 'rope_theta': 1.0}}, 'keyed by'),
+    ({'classifier_pooling': 'max'}, 'classifier_pooling'),
+    ({'global_attn_every_n_layers': 0, 'layer_types': None}, 'positive'),
 ])
 def test_modernbert_configs_we_cannot_build_are_refused(change, message):
   disc = config_json.hf_config(_modernbert(), 'ModernBertForMaskedLM', special_ids=DATA)

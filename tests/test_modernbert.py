@@ -239,7 +239,7 @@ def released(tmp_path_factory):
   masked_lm = transformers.ModernBertForMaskedLM(transformers.ModernBertConfig(
       vocab_size=640, hidden_size=32, intermediate_size=48, num_hidden_layers=4,
       num_attention_heads=2, local_attention=8, max_position_embeddings=128,
-      pad_token_id=ids['pad'], cls_token_id=ids['cls'], bos_token_id=ids['cls'],
+      classifier_pooling='mean', pad_token_id=ids['pad'], cls_token_id=ids['cls'], bos_token_id=ids['cls'],
       sep_token_id=ids['sep'], eos_token_id=ids['sep']))
   for p in masked_lm.parameters():
     if p.ndim == 1:
@@ -261,6 +261,8 @@ def _initialised(config):
 
 
 def test_a_released_masked_lm_starts_the_discriminator_and_a_shallower_generator(released):
+  """The discriminator reads what transformers' token classifier would (all but the classifier),
+  the generator the first half of the layers, the final norm, head and decoder."""
   config, folder_path = released
   config = config.copy_and_resolve_references()
   config.init_from_hf = folder_path
@@ -270,17 +272,18 @@ def test_a_released_masked_lm_starts_the_discriminator_and_a_shallower_generator
   assert config.data.tokenizer == os.path.join(folder_path, 'tokenizer.json')
   tensors = folder.read_tensors(folder_path)
   tensors.pop('decoder.weight', None)  # Tied to the token table.
-  disc = convert.to_hf(params, convert.MODERNBERT_MASKED_LM_ENCODER, m.vocab_size)
+  disc = convert.to_hf(params, convert.MODERNBERT_FROM_MASKED_LM, m.vocab_size)
   gen = convert.to_hf(params, convert.pretraining_exports(m, 'rtd')[1].blocks, m.vocab_size)
-  assert disc.keys() == {name for name in tensors if name.startswith('model.')}
+  assert disc.keys() == {name for name in tensors if not name.startswith('decoder.')}
   # The generator: embeddings, the first half of the layers, final norm, head and decoder.
   assert gen.keys() == {name for name in tensors if not name.startswith(('model.layers.2.',
                                                                          'model.layers.3.'))}
   for name in (*disc, *gen):
     np.testing.assert_array_equal((disc | gen)[name], tensors[name], err_msg=name)
-  for name in ('head', 'classifier'):  # The RTD head starts new.
-    jax.tree.map(np.testing.assert_array_equal, params['discriminator'][name],
-                 initial['discriminator'][name])
+  # The one-logit classifier starts new; ModernBERT-base's pooling carries over to fine-tuning.
+  jax.tree.map(np.testing.assert_array_equal, params['discriminator']['classifier'],
+               initial['discriminator']['classifier'])
+  assert m.classifier_pooling == 'mean'
   config.model.generator_num_layers = 5
   with pytest.raises(UserError, match='generator_num_layers=5 exceeds the 4 layers'):
     load.pretraining_config(config)

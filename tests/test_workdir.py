@@ -53,3 +53,12 @@ def test_a_resume_must_use_the_tokenizer_the_run_recorded_wherever_it_is_read_fr
         rf'^--workdir={tmp_path} was trained with another tokenizer than this config\'s; resume '
         rf'with --config.data.tokenizer={tmp_path}/tokenizer.model, or use another --workdir$')):
       workdir.check_tokenizer(str(tmp_path), other)
+
+
+def test_a_recorded_tokenizer_json_is_checked_too(tmp_path):
+  (tmp_path / 'tokenizer.json').write_bytes(b'{"model": "bpe"}')
+  workdir.check_tokenizer(str(tmp_path), types.SimpleNamespace(file_name='tokenizer.json',
+                                                               file_bytes=b'{"model": "bpe"}'))
+  with pytest.raises(UserError, match='another tokenizer'):
+    workdir.check_tokenizer(str(tmp_path), types.SimpleNamespace(file_name='tokenizer.json',
+                                                                 file_bytes=b'{"model": "other"}'))

@@ -124,11 +124,15 @@ def load(path: str, lowercase: bool = True, strip_accents: bool | None = None) -
     return from_proto(f.read(), name=f'tokenizer {path}')
 
 
+# Each kind's file in a workdir or an export, in the order they are looked for.
+FILE_NAMES = (FILE_NAME, wordpiece.FILE_NAME, tokenizer_json.FILE_NAME)
+
+
 def load_from_dir(directory: str, lowercase: bool = True,
                   strip_accents: bool | None = None) -> Tokenizer | None:
   """The tokenizer a workdir or an export holds, or None if it holds none. Our exports of a
   sentencepiece model hold a tokenizer.json beside it: the model comes first."""
-  for name in (FILE_NAME, wordpiece.FILE_NAME, tokenizer_json.FILE_NAME):
+  for name in FILE_NAMES:
     if os.path.isfile(os.path.join(directory, name)):
       return load(os.path.join(directory, name), lowercase, strip_accents)
   return None

@@ -49,6 +49,7 @@ class Finetuner(nnx.Module):
         self.embeddings = modernbert.Embeddings(cfg, rngs, compute)
         self.model = modernbert.Model(cfg, cfg.num_layers, rngs, compute)
         self.dropout_rate = cfg.classifier_dropout
+        self.pooling = cfg.get('classifier_pooling', 'cls')
         self.head = (modernbert.Head(cfg, cfg.num_layers, rngs, compute)
                      if self.hf_classifier or head == 'tagging' else None)
       else:
@@ -75,8 +76,17 @@ class Finetuner(nnx.Module):
     encoder = self.model if self.modernbert else self.electra
     hidden = encoder(embedded, batch['input_mask'], deterministic=deterministic, rngs=rngs)
     if self.head is not None:
-      hidden = self.head(hidden[:, :1] if self.hf_classifier else hidden)
+      hidden = self.head(self._pool(hidden, batch['input_mask']) if self.hf_classifier else hidden)
     return model.dropout(hidden, self.dropout_rate, None if deterministic else rngs.dropout())
+
+  def _pool(self, hidden, input_mask):
+    """ModernBERT's sentence vector [B, 1, H] (config.model.classifier_pooling): [CLS], or the mean
+    over the real tokens, as transformers' sequence classifier pools."""
+    if self.pooling == 'cls':
+      return hidden[:, :1]
+    mask = input_mask[:, :, None].astype(jnp.float32)
+    mean = (hidden.astype(jnp.float32) * mask).sum(1, keepdims=True) / mask.sum(1, keepdims=True)
+    return mean.astype(hidden.dtype)
 
   def __call__(self, batch, *, deterministic: bool, rngs: nnx.Rngs | None = None) -> dict:
     """float32 outputs: `logits` [B, C] (classification), [B] (regression), [B, L, C] (tagging);
@@ -91,6 +101,6 @@ class Finetuner(nnx.Module):
     if self.hf_classifier and not self.modernbert:
       logits = self.classifier(hidden[:, 0], deterministic=deterministic, rngs=rngs)
     else:
-      logits = self.classifier(hidden[:, 0])  # [CLS]: no pooler, as the original.
+      logits = self.classifier(hidden[:, 0])  # [CLS] (or ModernBERT's pooled vector): no pooler.
     logits = logits.astype(jnp.float32)
     return {'logits': logits[:, 0] if self.kind == 'regression' else logits}

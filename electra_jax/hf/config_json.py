@@ -44,7 +44,8 @@ MODERNBERT_FIELDS = {
     'local_attention': 128, 'global_attn_every_n_layers': 3, 'norm_eps': 1e-5, 'norm_bias': False,
     'attention_bias': False, 'mlp_bias': False, 'decoder_bias': True, 'classifier_bias': False,
     'embedding_dropout': 0.0, 'attention_dropout': 0.0, 'mlp_dropout': 0.0,
-    'classifier_dropout': 0.0, 'max_position_embeddings': 8192, 'initializer_range': 0.02}
+    'classifier_dropout': 0.0, 'classifier_pooling': 'cls', 'max_position_embeddings': 8192,
+    'initializer_range': 0.02}
 _THETAS = {'full_attention': ('global_rope_theta', 160_000.0),
            'sliding_attention': ('local_rope_theta', 10_000.0)}
 
@@ -56,8 +57,9 @@ def _modernbert_config(model_config, architecture: str, generator: bool, ids, **
       'architectures': [architecture], 'model_type': 'modernbert',
       'vocab_size': m.vocab_size, 'hidden_size': m.hidden_size, 'num_hidden_layers': layers,
       'num_attention_heads': m.num_heads, 'intermediate_size': m.intermediate_size,
-      'hidden_activation': 'gelu', 'classifier_activation': 'gelu', 'classifier_pooling': 'cls',
-      'initializer_cutoff_factor': 2.0, **{name: m[name] for name in MODERNBERT_FIELDS},
+      'hidden_activation': 'gelu', 'classifier_activation': 'gelu', 'initializer_cutoff_factor': 2.0,
+      # A run recorded before a field existed has its default.
+      **{name: m.get(name, default) for name, default in MODERNBERT_FIELDS.items()},
       'layer_types': ['full_attention' if modernbert.is_global(m, i) else 'sliding_attention'
                       for i in range(layers)],
       'rope_parameters': {kind: {'rope_type': 'default', 'rope_theta': m[ours]}
@@ -109,6 +111,9 @@ def model_config(base: ml_collections.ConfigDict, discriminator: dict, generator
     if unsupported:
       raise UserError(f'{where}: the {name} config has {unsupported}; only ELECTRA with GELU and '
                       'absolute positions is supported')
+  missing = [theirs for theirs in _FROM_DISCRIMINATOR.values() if theirs not in discriminator]
+  if missing:
+    raise UserError(f'{where}: the discriminator config.json lacks {", ".join(missing)}')
   config = ml_collections.ConfigDict(base.to_dict())
   config.architecture = 'electra'
   config.update({ours: discriminator[theirs] for ours, theirs in _FROM_DISCRIMINATOR.items()})
@@ -128,30 +133,53 @@ def model_config(base: ml_collections.ConfigDict, discriminator: dict, generator
   return config
 
 
+def _typed(value, default, field: str, name: str, where: str):
+  """`value` of config.json's `field`, checked to have the type of `default`."""
+  kind = type(default)
+  ok = (isinstance(value, bool) if kind is bool else isinstance(value, kind) if kind is str else
+        isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool))
+  if not ok:
+    raise UserError(f'{where}: the {name} config has {field}={value!r}; expected a {kind.__name__}')
+  return float(value) if kind is float else value
+
+
 def _modernbert_fields(hf: dict, name: str, where: str) -> dict:
   """config.model's fields from one ModernBERT config.json, with ModernBertConfig's defaults."""
-  unsupported = {key: hf.get(key, supported) for key, supported in
-                 (('hidden_activation', 'gelu'), ('classifier_activation', 'gelu'),
-                  ('tie_word_embeddings', True)) if hf.get(key, supported) != supported}
-  rope = hf.get('rope_parameters') or {}
-  unsupported.update({f'rope_parameters.{kind}.rope_type': params['rope_type']
-                      for kind, params in rope.items() if params.get('rope_type') != 'default'})
-  if unsupported:
-    raise UserError(f'{where}: the {name} config has {unsupported}; only ModernBERT with GELU, '
-                    'tied decoder and default (unscaled) RoPE is supported')
   missing = [theirs for theirs in _MODERNBERT_SIZES.values() if theirs not in hf]
   if missing:
     raise UserError(f'{where}: the {name} config.json lacks {", ".join(missing)}')
-  fields = {ours: hf[theirs] for ours, theirs in _MODERNBERT_SIZES.items()}
-  fields.update({ours: hf.get(ours, default) for ours, default in MODERNBERT_FIELDS.items()})
+  fields = {ours: _typed(hf[theirs], 0, theirs, name, where)
+            for ours, theirs in _MODERNBERT_SIZES.items()}
+  fields.update({ours: _typed(hf.get(ours, default), default, ours, name, where)
+                 for ours, default in MODERNBERT_FIELDS.items()})
+  unsupported = {key: hf.get(key, supported) for key, supported in
+                 (('hidden_activation', 'gelu'), ('classifier_activation', 'gelu'),
+                  ('tie_word_embeddings', True)) if hf.get(key, supported) != supported}
+  if fields['classifier_pooling'] not in ('cls', 'mean'):
+    unsupported['classifier_pooling'] = fields['classifier_pooling']
+  if hf.get('rope_scaling') is not None:
+    unsupported['rope_scaling'] = hf['rope_scaling']
+  rope = hf.get('rope_parameters') or {}
+  if not isinstance(rope, dict) or not set(rope) <= set(_THETAS):
+    raise UserError(f'{where}: the {name} config\'s rope_parameters {rope!r} are not keyed by '
+                    f'{" and ".join(_THETAS)}')
   for kind, (ours, default) in _THETAS.items():
-    fields[ours] = float(rope.get(kind, {}).get('rope_theta', hf.get(ours, default)))
+    params = rope.get(kind) or {}
+    if not isinstance(params, dict):
+      raise UserError(f'{where}: the {name} config\'s rope_parameters.{kind} is {params!r}')
+    rope_type = params.get('rope_type', params.get('type', 'default'))
+    if rope_type != 'default':
+      unsupported[f'rope_parameters.{kind}.rope_type'] = rope_type
+    fields[ours] = _typed(params.get('rope_theta', hf.get(ours, default)), default,
+                          f'rope_parameters.{kind}.rope_theta', name, where)
+  if unsupported:
+    raise UserError(f'{where}: the {name} config has {unsupported}; only ModernBERT with GELU, '
+                    'a tied decoder, unscaled RoPE and cls or mean pooling is supported')
   # transformers v5 lists each layer's kind; ours repeats one global layer every n layers.
-  layers = fields['num_layers']
-  period = hf.get('global_attn_every_n_layers', MODERNBERT_FIELDS['global_attn_every_n_layers'])
-  if not isinstance(period, int) or period < 1:
-    raise UserError(f'{where}: the {name} config has global_attn_every_n_layers={period!r}; it must '
-                    'be a positive integer')
+  layers, period = fields['num_layers'], fields['global_attn_every_n_layers']
+  if period < 1:
+    raise UserError(f'{where}: the {name} config has global_attn_every_n_layers={period}; it must '
+                    'be positive')
   kinds = hf.get('layer_types') or _layer_types(period, layers)
   full = [i for i, kind in enumerate(kinds) if kind == 'full_attention']
   if len(full) > 1:

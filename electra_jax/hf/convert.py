@@ -38,9 +38,10 @@ FINETUNED = (('embeddings', 'electra.embeddings'), ('electra', 'electra'),
 _MODERNBERT_DISCRIMINATOR = (('embeddings', 'model.embeddings'), ('discriminator.model', 'model'),
                              ('discriminator.head', 'head'),
                              ('discriminator.classifier', 'classifier'))
-# A ModernBERT masked LM's embeddings and encoder, read as the discriminator's when one folder starts
-# both models (hf/load.py).
-MODERNBERT_MASKED_LM_ENCODER = _MODERNBERT_DISCRIMINATOR[:2]
+# What a ModernBERT masked LM gives the discriminator when one folder starts both models
+# (hf/load.py): all but the one-logit classifier, as transformers' ModernBertForTokenClassification
+# reads such a folder.
+MODERNBERT_FROM_MASKED_LM = _MODERNBERT_DISCRIMINATOR[:3]
 _MODERNBERT_FINETUNED = (('embeddings', 'model.embeddings'), ('model', 'model'), ('head', 'head'),
                          ('classifier', 'classifier'))
 # Buffers that older transformers versions saved; they hold no parameters.

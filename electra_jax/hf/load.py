@@ -4,9 +4,10 @@ folder.
 Pre-training continues a generator + discriminator pair, so PATH holds `discriminator/` and
 `generator/` (what export writes; for Google's releases, download electra-*-discriminator and
 electra-*-generator into those two names). A ModernBERT masked LM (a released one such as
-ModernBERT-base, or one of ours) can start both on its own: the discriminator takes its embeddings
-and encoder (its RTD head starts new), the generator its embeddings, first generator_num_layers
-layers, final norm, head and decoder, so both start from what the folder learnt. Fine-tuning needs the
+ModernBERT-base, or one of ours) can start both on its own: the discriminator takes its embeddings,
+encoder and prediction head (its one-logit classifier starts new, as transformers' token classifier
+would), the generator its embeddings, first generator_num_layers layers, final norm, head and
+decoder, so both start from what the folder learnt. Fine-tuning needs the
 discriminator only: PATH is its folder (or a pair, whose `discriminator/` is used). Model sizes and
 the tokenizer come from the folder, and every weight is placed straight into the run's sharded
 layout.
@@ -48,11 +49,13 @@ def _source(path: str) -> _Source:
   pair = os.path.join(root, 'discriminator'), os.path.join(root, 'generator')
   if all(os.path.isdir(d) for d in pair):
     return _Source(*pair)
-  if (os.path.isfile(os.path.join(root, folder.CONFIG))
-      and folder.read_config(root).get('model_type') == 'modernbert'):
-    return _Source(root, None)
+  if os.path.isfile(os.path.join(root, folder.CONFIG)):
+    hf = folder.read_config(root)
+    if (hf.get('model_type') == 'modernbert'
+        and 'ModernBertForMaskedLM' in (hf.get('architectures') or ['ModernBertForMaskedLM'])):
+      return _Source(root, None)
   raise UserError(f'config.init_from_hf={path} must hold discriminator/ and generator/ folders '
-                  '(as python -m electra_jax.export writes them), or be a ModernBERT masked-LM '
+                  '(as python -m electra_jax.export writes them), or be a ModernBertForMaskedLM '
                   'folder, to continue pre-training')
 
 
@@ -101,7 +104,8 @@ def continued_config(config: ml_collections.ConfigDict, workdir: str) -> ml_coll
     return config
   config = ml_collections.ConfigDict(config.to_dict())
   for name in config_json.folder_fields(run.config.model):
-    config.model[name] = run.config.model[name]
+    if name in run.config.model:  # A run recorded before the field existed keeps the default.
+      config.model[name] = run.config.model[name]
   config.data.tokenizer = os.path.join(run.directory, run.tokenizer.file_name)
   for name in ('lowercase', 'strip_accents'):
     config.data[name] = run.config.data.get(name, config.data[name])
@@ -131,7 +135,7 @@ def _first_layers(tensors: dict, count: int) -> dict:
 def pretrainer_params(config: ml_collections.ConfigDict, params: dict) -> dict:
   """`params` (the pre-training model's, freshly initialised) with what the folder(s) at
   config.init_from_hf hold, placed as the initialised ones are. From one masked-LM folder the
-  discriminator's RTD head keeps its initial weights."""
+  discriminator's one-logit classifier keeps its initial weights."""
   m = config.model
   kind = model.architecture(m)
   source = _source(config.init_from_hf)
@@ -141,9 +145,9 @@ def pretrainer_params(config: ml_collections.ConfigDict, params: dict) -> dict:
     gen_dir = source.discriminator
     gen_tensors = _first_layers(_untie(dict(disc_tensors), kind, gen_dir),
                                 model.generator_sizes(m)[3])
-    read = convert.from_hf(disc_tensors, params, convert.MODERNBERT_MASKED_LM_ENCODER,
+    read = convert.from_hf(disc_tensors, params, convert.MODERNBERT_FROM_MASKED_LM,
                            vocab_size=m.vocab_size, where=source.discriminator,
-                           discard=_HEADS[kind])
+                           discard=('decoder.',))
   else:
     gen_dir = source.generator
     gen_tensors = _untie(folder.read_tensors(gen_dir), kind, gen_dir)
@@ -151,10 +155,10 @@ def pretrainer_params(config: ml_collections.ConfigDict, params: dict) -> dict:
                            where=source.discriminator)
   gen_read = convert.from_hf(gen_tensors, params, generator.blocks, vocab_size=m.vocab_size,
                              where=gen_dir)
-  table = next(name for name in model.TOKEN_TABLES if name in read['embeddings'])
   if m.embedding_sharing in ('shared', 'gdes'):
     gen_embeddings = gen_read.pop('embeddings')
     if m.embedding_sharing == 'gdes':
+      table = next(name for name in model.TOKEN_TABLES if name in read['embeddings'])
       # Export folds the delta into the discriminator's table; the generator's is the shared one.
       disc_table = read['embeddings'].pop(table)['embedding']
       read['embeddings'][table] = gen_embeddings.pop(table)
