@@ -1,7 +1,7 @@
 r"""Does pre-training pay off? Two measurements, written into docs/quality.md.
 
-  python -m bench.quality --output=runs/quality                    # about 1 hour on 2 CPU cores
-  python -m bench.quality --output=runs/quality --budgets=1,4,16   # the whole curve: about 3 hours
+  python -m bench.quality --output=runs/quality                    # about 1.5 hours on 2 CPU cores
+  python -m bench.quality --output=runs/quality --budgets=1,4,16   # the whole curve: about 3.5 hours
 
 from the repository root (bench/ is a package, as configs/ is). Finished runs and seeds under
 --output are reused, so a long curve can be run in parts.

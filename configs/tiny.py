@@ -4,8 +4,8 @@
 
 Fine-tuned with the README's command (fine-tuning seeds 0, 1, 2; pre-training seeds 0, 1, 2) it lands
 within -0.9 to +1.6 points of random weights on the docstring demo and -2.7 to +7.2 on the pair
-task; 4 times its steps give +5 to +8.5 on the pair task (docs/quality.md, bench/quality.py). It is
-also the base of the tests' small config.
+task; 4 times its steps give +5 to +8.5 on the pair task, 16 times +8.2 (docs/quality.md,
+bench/quality.py). It is also the base of the tests' small config.
 """
 
 from configs import base
