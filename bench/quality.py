@@ -392,10 +392,10 @@ def run(config: ml_collections.ConfigDict, output: str, doc: str, seeds: str, tr
     budgets = [float(b) for b in budgets]
     modernbert_budgets = [float(b) for b in modernbert_budgets]
   except ValueError as e:
-    raise UserError(f'--transfer_steps and the budgets take numbers ({e})') from e
+    raise UserError(f'--transfer_steps, --budgets and --modernbert_budgets take numbers ({e})') from e
   if not transfer_steps or min(transfer_steps) < 1 or min(budgets + modernbert_budgets, default=1) <= 0:
-    raise UserError('--transfer_steps needs at least one positive count and the budgets positive '
-                    'multiples')
+    raise UserError('--transfer_steps needs at least one positive count, and --budgets and '
+                    '--modernbert_budgets positive multiples')
   transfer_config = ml_collections.ConfigDict(config.to_dict())
   if toy:
     _shrink(transfer_config, toy=False)

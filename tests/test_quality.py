@@ -74,4 +74,5 @@ def test_bad_budgets_are_one_line(tmp_path):
       capture_output=True, text=True, check=False, cwd=ROOT, env=cli_env(devices=1,
                                                                          data_dir=str(tmp_path)))
   assert result.returncode == 1
-  assert result.stderr.strip().splitlines()[-1].startswith('error: --transfer_steps and --budgets')
+  assert result.stderr.strip().splitlines()[-1].startswith(
+      'error: --transfer_steps, --budgets and --modernbert_budgets take numbers')
